@@ -168,7 +168,9 @@ func (a *Agent) flush(ctx context.Context) {
 			continue
 		}
 		if err := a.Publisher.PublishTelemetry(ctx, payload); err != nil {
-			a.Logger.Warn("publish telemetry", "err", err, "readings", len(due))
+			// Expected while the broker is away: the outbox keeps the
+			// readings and the reconnect resends them.
+			a.Logger.Debug("publish telemetry", "err", err, "readings", len(due))
 			a.mu.Lock()
 			a.outbox.Unsend(due)
 			a.mu.Unlock()

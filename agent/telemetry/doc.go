@@ -21,8 +21,8 @@
 //	 "readings":[{"seq":41,"ts":1764368400123,"metrics":{"cpu.percent":12.5}}],
 //	 "tags":{"site":"home"}}
 //
-// (boot, seq) identifies a reading. seq grows by 1 per reading and boot
-// changes whenever seq restarts. The optional "first" is the lowest seq of
+// (boot, seq) identifies a reading. seq starts at 1, grows by 1 per reading,
+// and boot changes whenever seq restarts. The optional "first" is the lowest seq of
 // this boot the agent still holds: readings below it will never come, so the
 // hub settles them as a gap. ts is Unix milliseconds. Metric names match
 // ^[a-z0-9_]+(\.[a-z0-9_]+)*$ and are at most 128 bytes; values are finite

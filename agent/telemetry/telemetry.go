@@ -172,6 +172,9 @@ func (e *Envelope) Validate(device string) error {
 	seen := make(map[uint64]struct{}, len(e.Readings))
 	for i, r := range e.Readings {
 		if !e.Simple {
+			if r.Seq == 0 {
+				return errorf(ReasonBadSeq, "reading %d: seq must be at least 1", i)
+			}
 			if _, dup := seen[r.Seq]; dup {
 				return errorf(ReasonBadSeq, "seq %d appears twice", r.Seq)
 			}

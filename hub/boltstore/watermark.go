@@ -1,0 +1,141 @@
+package boltstore
+
+import (
+	"encoding/binary"
+	"errors"
+)
+
+// watermark tracks which seqs of one (device, boot) are settled: every seq
+// ≤ w, plus the disjoint, sorted ranges above it that arrived out of order.
+type watermark struct {
+	w      uint64
+	ranges [][2]uint64 // inclusive [lo, hi], lo > w+1, ascending, disjoint
+}
+
+// has reports whether seq is already settled.
+func (m *watermark) has(seq uint64) bool {
+	if seq <= m.w {
+		return true
+	}
+	for _, r := range m.ranges {
+		if seq < r[0] {
+			return false
+		}
+		if seq <= r[1] {
+			return true
+		}
+	}
+	return false
+}
+
+// add settles seq (which must not be settled yet) and advances w.
+func (m *watermark) add(seq uint64) {
+	m.addRange(seq, seq)
+}
+
+func (m *watermark) addRange(lo, hi uint64) {
+	if hi <= m.w {
+		return
+	}
+	if lo <= m.w {
+		lo = m.w + 1
+	}
+	out := make([][2]uint64, 0, len(m.ranges)+1)
+	placed := false
+	for _, r := range m.ranges {
+		switch {
+		case r[1]+1 < lo: // entirely before
+			out = append(out, r)
+		case hi+1 < r[0]: // entirely after
+			if !placed {
+				out = append(out, [2]uint64{lo, hi})
+				placed = true
+			}
+			out = append(out, r)
+		default: // overlaps or touches: merge
+			lo, hi = min(lo, r[0]), max(hi, r[1])
+		}
+	}
+	if !placed {
+		out = append(out, [2]uint64{lo, hi})
+	}
+	m.ranges = out
+	m.advance()
+}
+
+func (m *watermark) advance() {
+	for len(m.ranges) > 0 && m.ranges[0][0] <= m.w+1 {
+		m.w = max(m.w, m.ranges[0][1])
+		m.ranges = m.ranges[1:]
+	}
+}
+
+// settleBelow settles every seq below first as a gap and returns how many
+// seqs had not arrived.
+func (m *watermark) settleBelow(first uint64) (gaps uint64) {
+	if first == 0 || first-1 <= m.w {
+		return 0
+	}
+	top := first - 1
+	gaps = top - m.w
+	for _, r := range m.ranges {
+		if r[0] > top {
+			break
+		}
+		gaps -= min(r[1], top) - r[0] + 1
+	}
+	m.addRange(m.w+1, top)
+	return gaps
+}
+
+func (m *watermark) clone() *watermark {
+	c := &watermark{w: m.w, ranges: make([][2]uint64, len(m.ranges))}
+	copy(c.ranges, m.ranges)
+	return c
+}
+
+// encode: w, count, then each range as (lo-prev, hi-lo) uvarints.
+func (m *watermark) encode() []byte {
+	b := make([]byte, 0, 2*binary.MaxVarintLen64+len(m.ranges)*4)
+	b = binary.AppendUvarint(b, m.w)
+	b = binary.AppendUvarint(b, uint64(len(m.ranges)))
+	prev := m.w
+	for _, r := range m.ranges {
+		b = binary.AppendUvarint(b, r[0]-prev)
+		b = binary.AppendUvarint(b, r[1]-r[0])
+		prev = r[1]
+	}
+	return b
+}
+
+var errCorruptWatermark = errors.New("corrupt watermark record")
+
+func decodeWatermark(b []byte) (*watermark, error) {
+	w, n := binary.Uvarint(b)
+	if n <= 0 {
+		return nil, errCorruptWatermark
+	}
+	b = b[n:]
+	count, n := binary.Uvarint(b)
+	if n <= 0 || count > uint64(len(b)) {
+		return nil, errCorruptWatermark
+	}
+	b = b[n:]
+	m := &watermark{w: w, ranges: make([][2]uint64, 0, count)}
+	prev := w
+	for i := uint64(0); i < count; i++ {
+		d, n1 := binary.Uvarint(b)
+		if n1 <= 0 {
+			return nil, errCorruptWatermark
+		}
+		l, n2 := binary.Uvarint(b[n1:])
+		if n2 <= 0 {
+			return nil, errCorruptWatermark
+		}
+		b = b[n1+n2:]
+		lo := prev + d
+		m.ranges = append(m.ranges, [2]uint64{lo, lo + l})
+		prev = lo + l
+	}
+	return m, nil
+}

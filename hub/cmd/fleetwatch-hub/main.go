@@ -1,0 +1,232 @@
+// Command fleetwatch-hub receives telemetry from fleetwatch agents over
+// MQTT, keeps its history in bbolt and serves the API, live feeds and
+// dashboard. Without --broker it runs an embedded broker, so one command
+// runs everything.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime/debug"
+	"syscall"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/agent/telemetry"
+	"github.com/fleetwatch/fleetwatch/dashboard"
+	"github.com/fleetwatch/fleetwatch/hub"
+	"github.com/fleetwatch/fleetwatch/hub/boltstore"
+	"github.com/fleetwatch/fleetwatch/hub/mochi"
+	"github.com/fleetwatch/fleetwatch/hub/mqttsub"
+	"github.com/fleetwatch/fleetwatch/hub/web"
+)
+
+// Version is set at build time with -ldflags "-X main.Version=...".
+var Version = ""
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	m := NewMain()
+	if err := m.Config.ParseFlags(os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		fmt.Fprintln(os.Stderr, "fleetwatch-hub:", err)
+		os.Exit(2)
+	}
+	if err := m.Run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "fleetwatch-hub:", err)
+		os.Exit(1)
+	}
+	<-ctx.Done()
+	stop() // a second signal now kills at once
+	m.Logger.Info("shutting down")
+	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := m.Close(shutdown); err != nil {
+		fmt.Fprintln(os.Stderr, "fleetwatch-hub:", err)
+		os.Exit(1)
+	}
+}
+
+// Main is the hub program, separate from main() so tests can run it.
+type Main struct {
+	Config Config
+	Logger *slog.Logger
+	Stderr io.Writer
+
+	Store  *boltstore.Store
+	Broker *mochi.Broker
+	Sub    *mqttsub.Subscriber
+	Web    *web.Server
+	Ingest *hub.Ingester
+
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{Config: DefaultConfig(), Stderr: os.Stderr}
+}
+
+// Run opens every part and returns once they are running.
+func (m *Main) Run(ctx context.Context) (err error) {
+	c := m.Config
+	if m.Logger == nil {
+		m.Logger = newLogger(m.Stderr, c.LogLevel, c.LogFormat)
+	}
+	log := m.Logger
+	defer func() {
+		if err != nil {
+			m.Close(context.Background()) //nolint:errcheck // reporting the first error
+		}
+	}()
+	topics, err := telemetry.NewTopics(c.TopicPrefix)
+	if err != nil {
+		return err
+	}
+	m.Store, err = boltstore.Open(filepath.Join(c.Data, "fleetwatch.db"), 0)
+	if err != nil {
+		return err
+	}
+	recs, err := m.Store.Devices()
+	if err != nil {
+		return err
+	}
+	registry := hub.NewRegistry(recs)
+	feed := hub.NewFeed(0, 0)
+
+	brokerURL := c.Broker
+	if brokerURL == "" {
+		m.Broker, err = mochi.Open(mochi.Config{Addr: c.MQTTListen, Username: c.MQTTUsername, Password: c.MQTTPassword, Logger: log.With("system", "broker")})
+		if errors.Is(err, mochi.ErrAddrInUse) {
+			return fmt.Errorf("embedded MQTT broker: %s is already in use; stop what listens there, pick another --mqtt-listen, or use that broker with --broker tcp://127.0.0.1:1883", c.MQTTListen)
+		}
+		if err != nil {
+			return err
+		}
+		brokerURL = m.Broker.URL()
+		log.Info("embedded broker listening", "addr", m.Broker.Addr())
+	}
+
+	m.Ingest = &hub.Ingester{
+		Topics:         topics,
+		Store:          m.Store,
+		Registry:       registry,
+		Feed:           feed,
+		CommitInterval: c.CommitInterval,
+		Logger:         log.With("system", "ingest"),
+	}
+	m.Sub, err = mqttsub.Open(mqttsub.Config{
+		Broker: brokerURL, ClientID: c.ClientID, Username: c.MQTTUsername, Password: c.MQTTPassword,
+		Topics: topics, Handle: m.Ingest.Handle, Logger: log.With("system", "mqtt"),
+	})
+	if err != nil {
+		return err
+	}
+	m.Ingest.Acker = m.Sub
+
+	dash, err := dashboard.Handler(dashboard.FS)
+	if err != nil {
+		return err
+	}
+	m.Web = &web.Server{
+		Addr: c.HTTP, Registry: registry, History: m.Store, Feed: feed, Stats: &m.Ingest.Stats,
+		Dashboard: dash, AllowedOrigins: c.AllowedOrigins, Heartbeat: c.Heartbeat,
+		Ready:  m.Sub.Ready,
+		Gauges: m.gauges,
+		Logger: log.With("system", "web"),
+	}
+	if err := m.Web.Open(); err != nil {
+		return err
+	}
+
+	runCtx, cancel := context.WithCancel(context.Background())
+	m.cancel = cancel
+	m.done = make(chan struct{})
+	go func() {
+		defer close(m.done)
+		go registry.BroadcastFleet(runCtx, feed, c.FleetInterval, time.Now)
+		m.Ingest.Run(runCtx) //nolint:errcheck // returns ctx's error on shutdown
+	}()
+	log.Info("fleetwatch hub running", "version", version(), "http", m.Web.URL(), "broker", brokerURL, "data", c.Data, "devices", len(recs))
+	return nil
+}
+
+func (m *Main) gauges() []web.Gauge {
+	st := m.Store.Stats()
+	g := []web.Gauge{
+		{Name: "fleetwatch_store_write_tx_total", Type: "counter", Help: "Store write transactions (two fsyncs each).", Value: float64(m.Ingest.Stats.Commits.Load())},
+		{Name: "fleetwatch_store_free_pages", Type: "gauge", Help: "Free pages in the store file.", Value: float64(st.FreePageN)},
+		{Name: "fleetwatch_acks_sent_total", Type: "counter", Help: "End-to-end acks published to devices.", Value: float64(m.Sub.AcksSent())},
+	}
+	if m.Broker != nil {
+		bs := m.Broker.Stats()
+		g = append(g,
+			web.Gauge{Name: "fleetwatch_broker_clients", Type: "gauge", Help: "Clients connected to the embedded broker.", Value: float64(bs.ClientsConnected)},
+			web.Gauge{Name: "fleetwatch_broker_messages_dropped_total", Type: "counter", Help: "Messages the embedded broker dropped.", Value: float64(bs.MessagesDropped + bs.InflightDropped)},
+		)
+	}
+	return g
+}
+
+// Close shuts down in reverse order, bounded by ctx: the web server, the
+// writer (which commits what is queued), the broker subscription, the
+// embedded broker, and the store.
+func (m *Main) Close(ctx context.Context) error {
+	var errs []error
+	if m.Web != nil {
+		errs = append(errs, m.Web.Close(ctx))
+	}
+	if m.cancel != nil {
+		// The writer commits and acks what is queued; messages arriving
+		// meanwhile stay unacked and the broker redelivers them.
+		m.cancel()
+		select {
+		case <-m.done:
+		case <-ctx.Done():
+			errs = append(errs, fmt.Errorf("writer did not stop: %w", ctx.Err()))
+		}
+	}
+	if m.Sub != nil {
+		m.Sub.Close()
+	}
+	if m.Broker != nil {
+		errs = append(errs, m.Broker.Close())
+	}
+	if m.Store != nil {
+		errs = append(errs, m.Store.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func newLogger(w io.Writer, level, format string) *slog.Logger {
+	var lv slog.Level
+	lv.UnmarshalText([]byte(level)) //nolint:errcheck // validated in Config
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+func version() string {
+	if Version != "" {
+		return Version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		for _, s := range bi.Settings {
+			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+				return "dev-" + s.Value[:12]
+			}
+		}
+	}
+	return "dev"
+}

@@ -1,0 +1,101 @@
+package hub
+
+import (
+	"github.com/fleetwatch/fleetwatch/agent/telemetry"
+)
+
+// Message is one MQTT message handed to the Ingester. Ack releases it at the
+// broker; the Ingester calls it once the message is settled (committed or
+// rejected), never before.
+type Message struct {
+	Topic   string
+	Payload []byte
+	Ack     func()
+}
+
+// DeviceRecord is what the store keeps about a device besides its series:
+// enough to show the fleet again after a restart.
+type DeviceRecord struct {
+	ID       string            `json:"id"`
+	Status   telemetry.Status  `json:"status"`
+	OnlineAt int64             `json:"online_at,omitempty"`
+	Tags     map[string]string `json:"tags,omitempty"`
+	LastSeen int64             `json:"last_seen"`
+	Boot     string            `json:"boot,omitempty"`
+	Seq      uint64            `json:"seq,omitempty"`
+	Metrics  telemetry.Metrics `json:"metrics,omitempty"`
+}
+
+// Batch is what the writer commits in one transaction.
+type Batch struct {
+	// Envelopes are validated telemetry, in arrival order.
+	Envelopes []*telemetry.Envelope
+	// Devices are the latest records of the devices this batch touched.
+	Devices []DeviceRecord
+}
+
+// DeviceAck is a watermark to send to a device after a commit.
+type DeviceAck struct {
+	Device string
+	Ack    telemetry.Ack
+}
+
+// CommitResult says what a commit stored.
+type CommitResult struct {
+	Stored     int // readings stored
+	Duplicates int // readings already stored, skipped
+	Gaps       int // readings settled as a gap because of "first"
+	Acks       []DeviceAck
+}
+
+// Point is one sample of a series: Unix ms and value.
+type Point struct {
+	TS    int64
+	Value float64
+}
+
+// MarshalJSON writes a point as the contract's [ts, value] pair.
+func (p Point) MarshalJSON() ([]byte, error) {
+	b := make([]byte, 0, 32)
+	b = append(b, '[')
+	b = appendInt(b, p.TS)
+	b = append(b, ',')
+	b = telemetry.AppendFloat(b, p.Value)
+	return append(b, ']'), nil
+}
+
+func appendInt(b []byte, v int64) []byte {
+	if v < 0 {
+		b = append(b, '-')
+		v = -v
+	}
+	var buf [20]byte
+	i := len(buf)
+	for {
+		i--
+		buf[i] = byte('0' + v%10)
+		v /= 10
+		if v == 0 {
+			break
+		}
+	}
+	return append(b, buf[i:]...)
+}
+
+// Store persists batches and answers history queries. One goroutine (the
+// Ingester's writer) calls Commit; reads may run concurrently.
+type Store interface {
+	// Commit stores b durably before it returns and computes the acks the
+	// commit allows. Redelivered readings store nothing twice.
+	Commit(b *Batch) (CommitResult, error)
+	// History returns up to limit points of one series in [from, to] ms,
+	// oldest first, and whether more were left out.
+	History(device, metric string, from, to int64, limit int) ([]Point, bool, error)
+	// Devices returns every stored device record.
+	Devices() ([]DeviceRecord, error)
+}
+
+// Acker sends acks to devices.
+type Acker interface {
+	PublishAck(device string, ack telemetry.Ack)
+}

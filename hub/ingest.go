@@ -1,0 +1,289 @@
+package hub
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/agent/telemetry"
+)
+
+// Defaults for Ingester.
+const (
+	DefaultCommitInterval = 250 * time.Millisecond
+	DefaultMaxBatch       = 5000
+	DefaultQueue          = 16384
+	DefaultRetry          = 500 * time.Millisecond
+)
+
+// Ingester turns broker messages into live events and durable commits.
+type Ingester struct {
+	Topics   telemetry.Topics
+	Store    Store
+	Acker    Acker
+	Registry *Registry
+	Feed     *Feed
+
+	// CommitInterval is the longest a valid message waits for its commit;
+	// it bounds fsyncs to about 1/CommitInterval per second at load.
+	CommitInterval time.Duration
+	MaxBatch       int
+	Queue          int
+
+	Now    func() time.Time
+	Logger *slog.Logger
+
+	Stats Stats
+
+	once  sync.Once
+	queue chan item
+	done  chan struct{}
+}
+
+type item struct {
+	env *telemetry.Envelope // nil for a status message
+	rec DeviceRecord
+	ack func()
+}
+
+// Stats are the ingest counters shown at /metrics.
+type Stats struct {
+	Messages   atomic.Uint64 // messages handled
+	Readings   atomic.Uint64 // readings stored (committed)
+	Duplicates atomic.Uint64 // readings received again and skipped
+	Gaps       atomic.Uint64 // readings settled as gaps
+	Commits    atomic.Uint64
+	CommitErrs atomic.Uint64
+	Queued     atomic.Int64
+	rejected   sync.Map // reason → *atomic.Uint64
+}
+
+// Reject counts a rejected message by reason.
+func (s *Stats) Reject(reason string) {
+	v, _ := s.rejected.LoadOrStore(reason, new(atomic.Uint64))
+	v.(*atomic.Uint64).Add(1)
+}
+
+// Rejected returns the count for reason.
+func (s *Stats) Rejected(reason string) uint64 {
+	v, ok := s.rejected.Load(reason)
+	if !ok {
+		return 0
+	}
+	return v.(*atomic.Uint64).Load()
+}
+
+func (in *Ingester) init() {
+	in.once.Do(func() {
+		if in.CommitInterval <= 0 {
+			in.CommitInterval = DefaultCommitInterval
+		}
+		if in.MaxBatch <= 0 {
+			in.MaxBatch = DefaultMaxBatch
+		}
+		if in.Queue <= 0 {
+			in.Queue = DefaultQueue
+		}
+		if in.Now == nil {
+			in.Now = time.Now
+		}
+		if in.Logger == nil {
+			in.Logger = slog.New(slog.DiscardHandler)
+		}
+		in.queue = make(chan item, in.Queue)
+		in.done = make(chan struct{})
+	})
+}
+
+// Handle validates m and sends it down the live and durable paths. It is
+// called on the MQTT client's per-message goroutine and returns as soon as
+// the message is queued; a rejected message is acked at once so the broker
+// does not redeliver poison forever.
+func (in *Ingester) Handle(m Message) {
+	in.init()
+	in.Stats.Messages.Add(1)
+	now := in.Now().UnixMilli()
+	device, kind, err := in.Topics.Parse(m.Topic)
+	if err != nil {
+		in.reject(m, device, err)
+		return
+	}
+	switch kind {
+	case telemetry.KindTelemetry:
+		env, err := telemetry.DecodeTelemetry(device, m.Payload, time.UnixMilli(now))
+		if err != nil {
+			in.reject(m, device, err)
+			return
+		}
+		fresh, rec := in.Registry.ObserveTelemetry(&env, now)
+		for _, r := range fresh {
+			in.publish(EventReading, DeviceChannel(device), readingEvent{Device: device, Seq: r.Seq, TS: r.TS, Metrics: r.Metrics})
+		}
+		in.enqueue(item{env: &env, rec: rec, ack: m.Ack})
+	case telemetry.KindStatus:
+		if len(m.Payload) == 0 {
+			m.Ack() // a cleared retained status: nothing to record
+			return
+		}
+		st, err := telemetry.DecodeStatus(m.Payload)
+		if err != nil {
+			in.reject(m, device, err)
+			return
+		}
+		rec := in.Registry.ObserveStatus(device, st, now)
+		state, reason := StateOf(&rec, now)
+		in.publish(EventStatus, ChannelFleet, statusEvent{Device: device, State: state, Reason: reason, Status: st})
+		in.enqueue(item{rec: rec, ack: m.Ack})
+	default:
+		in.reject(m, device, &telemetry.Error{Reason: telemetry.ReasonBadTopic, Msg: "unknown topic kind " + kind})
+	}
+}
+
+type readingEvent struct {
+	Device  string            `json:"device"`
+	Seq     uint64            `json:"seq"`
+	TS      int64             `json:"ts"`
+	Metrics telemetry.Metrics `json:"metrics"`
+}
+
+type statusEvent struct {
+	Device string `json:"device"`
+	State  string `json:"state"`
+	Reason string `json:"reason,omitempty"`
+	telemetry.Status
+}
+
+func (in *Ingester) publish(typ, channel string, data any) {
+	if in.Feed == nil {
+		return
+	}
+	if _, err := in.Feed.Publish(typ, channel, data); err != nil {
+		in.Logger.Error("publish live event", "type", typ, "err", err)
+	}
+}
+
+func (in *Ingester) reject(m Message, device string, err error) {
+	reason := telemetry.ReasonBadJSON
+	var te *telemetry.Error
+	if errors.As(err, &te) {
+		reason = te.Reason
+	}
+	in.Stats.Reject(reason)
+	in.Logger.Debug("message rejected", "topic", m.Topic, "device", device, "reason", reason, "err", err)
+	if m.Ack != nil {
+		m.Ack()
+	}
+}
+
+func (in *Ingester) enqueue(it item) {
+	in.Stats.Queued.Add(1)
+	select {
+	case in.queue <- it:
+	case <-in.done:
+		// Shutting down: leave the message unacked so the broker
+		// redelivers it to the next hub.
+		in.Stats.Queued.Add(-1)
+	}
+}
+
+// Run is the single writer: it commits queued messages in groups, then acks
+// them, until ctx is done; it commits what is already queued before it
+// returns.
+func (in *Ingester) Run(ctx context.Context) error {
+	in.init()
+	var batch []item
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	flush := func() {
+		in.commit(ctx, batch)
+		batch = batch[:0]
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			close(in.done)
+		drain:
+			for {
+				select {
+				case it := <-in.queue:
+					batch = append(batch, it)
+					if len(batch) >= in.MaxBatch {
+						flush()
+					}
+				default:
+					break drain
+				}
+			}
+			if len(batch) > 0 {
+				flush()
+			}
+			return ctx.Err()
+		case it := <-in.queue:
+			if len(batch) == 0 {
+				timer.Reset(in.CommitInterval)
+			}
+			batch = append(batch, it)
+			if len(batch) >= in.MaxBatch {
+				timer.Stop()
+				flush()
+			}
+		case <-timer.C:
+			flush()
+		}
+	}
+}
+
+// commit stores items, retrying until it succeeds: a full or read-only disk
+// stops acks (agents keep their readings) but loses nothing and crashes
+// nothing. On shutdown it gives up and leaves the messages unacked.
+func (in *Ingester) commit(ctx context.Context, items []item) {
+	b := &Batch{}
+	seen := make(map[string]int, len(items))
+	for _, it := range items {
+		if it.env != nil {
+			b.Envelopes = append(b.Envelopes, it.env)
+		}
+		if i, ok := seen[it.rec.ID]; ok {
+			b.Devices[i] = it.rec // a later record of the same device wins
+		} else {
+			seen[it.rec.ID] = len(b.Devices)
+			b.Devices = append(b.Devices, it.rec)
+		}
+	}
+	var res CommitResult
+	for attempt := 0; ; attempt++ {
+		var err error
+		res, err = in.Store.Commit(b)
+		if err == nil {
+			break
+		}
+		in.Stats.CommitErrs.Add(1)
+		in.Logger.Error("commit failed; acks held until it succeeds", "messages", len(items), "attempt", attempt+1, "err", err)
+		select {
+		case <-time.After(DefaultRetry):
+		case <-ctx.Done():
+			if attempt > 0 {
+				in.Stats.Queued.Add(-int64(len(items)))
+				return
+			}
+		}
+	}
+	in.Stats.Commits.Add(1)
+	in.Stats.Readings.Add(uint64(res.Stored))
+	in.Stats.Duplicates.Add(uint64(res.Duplicates))
+	in.Stats.Gaps.Add(uint64(res.Gaps))
+	in.Stats.Queued.Add(-int64(len(items)))
+	for _, it := range items {
+		if it.ack != nil {
+			it.ack()
+		}
+	}
+	if in.Acker != nil {
+		for _, a := range res.Acks {
+			in.Acker.PublishAck(a.Device, a.Ack)
+		}
+	}
+}

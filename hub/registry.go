@@ -1,0 +1,186 @@
+package hub
+
+import (
+	"context"
+	"maps"
+	"sync"
+	"time"
+
+	"github.com/fleetwatch/fleetwatch/agent/telemetry"
+	"github.com/fleetwatch/fleetwatch/hub/fleet"
+)
+
+// Registry is the hub's in-memory view of every device: latest values,
+// presence and inventory. It is the live path's state: updated as messages
+// arrive, before they are committed.
+type Registry struct {
+	mu      sync.Mutex
+	devices map[string]*DeviceRecord
+	version uint64
+	// states remembers the state each device had in the last snapshot, so
+	// time-driven changes (online → stale) bump the version too.
+	states  map[string]string
+	snapTS  int64
+	snap    *fleet.Snapshot
+	changed bool
+}
+
+// NewRegistry returns a registry holding recs (from the store).
+func NewRegistry(recs []DeviceRecord) *Registry {
+	r := &Registry{devices: make(map[string]*DeviceRecord, len(recs)), states: map[string]string{}, changed: true}
+	for i := range recs {
+		rec := recs[i]
+		r.devices[rec.ID] = &rec
+	}
+	return r
+}
+
+// ObserveTelemetry applies a validated envelope received at now (ms). It
+// returns the readings newer than any seen before, for the live feed (a
+// replayed backlog or a redelivery updates nothing live), and the device's
+// record to persist.
+func (r *Registry) ObserveTelemetry(env *telemetry.Envelope, now int64) (fresh []telemetry.Reading, rec DeviceRecord) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.device(env.Device)
+	if env.Tags != nil && !maps.Equal(env.Tags, d.Tags) {
+		d.Tags = maps.Clone(env.Tags)
+		r.changed = true
+	}
+	for _, rd := range env.Readings {
+		newer := rd.TS > d.LastSeen
+		if !env.Simple && env.Boot == d.Boot {
+			newer = rd.Seq > d.Seq
+		} else if !env.Simple && d.Boot != "" && rd.TS <= d.LastSeen {
+			newer = false // an older boot's backlog
+		}
+		if !newer {
+			continue
+		}
+		if !env.Simple {
+			d.Boot, d.Seq = env.Boot, rd.Seq
+		}
+		d.LastSeen = rd.TS
+		d.Metrics = rd.Metrics
+		fresh = append(fresh, rd)
+		r.changed = true
+	}
+	// A device that reports again after a timeout is back online; one that
+	// said offline stays so until it says online again (its readings may be
+	// a backlog replayed by another process).
+	return fresh, cloneRecord(d)
+}
+
+// ObserveStatus applies a validated status received at now (ms) and returns
+// the record to persist.
+func (r *Registry) ObserveStatus(device string, st telemetry.Status, now int64) DeviceRecord {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d := r.device(device)
+	if st.State == telemetry.StateOnline {
+		d.Status = st
+		d.OnlineAt = now
+	} else {
+		// Keep the inventory of the last online status: an offline device
+		// is still a Raspberry Pi 4 in the kitchen.
+		inv := d.Status
+		inv.V, inv.State, inv.Reason = st.V, st.State, st.Reason
+		d.Status = inv
+	}
+	r.changed = true
+	return cloneRecord(d)
+}
+
+func (r *Registry) device(id string) *DeviceRecord {
+	d, ok := r.devices[id]
+	if !ok {
+		d = &DeviceRecord{ID: id}
+		r.devices[id] = d
+	}
+	return d
+}
+
+// Device returns the record of id.
+func (r *Registry) Device(id string) (DeviceRecord, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	d, ok := r.devices[id]
+	if !ok {
+		return DeviceRecord{}, false
+	}
+	return cloneRecord(d), true
+}
+
+// StateOf returns the state of a record at now (ms).
+func StateOf(d *DeviceRecord, now int64) (state, reason string) {
+	return fleet.State(fleet.Presence{
+		Status:     d.Status.State,
+		Reason:     d.Status.Reason,
+		LastSeen:   d.LastSeen,
+		OnlineAt:   d.OnlineAt,
+		IntervalMS: d.Status.IntervalMS,
+	}, now)
+}
+
+// Snapshot returns the fleet at now (ms). The version grows whenever a
+// device changes, including state changes that only time causes; between
+// changes the same snapshot (same ts, same bytes) is returned.
+func (r *Registry) Snapshot(now int64) *fleet.Snapshot {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	devs := make([]fleet.Device, 0, len(r.devices))
+	for _, d := range r.devices {
+		state, reason := StateOf(d, now)
+		if r.states[d.ID] != state+"/"+reason {
+			r.states[d.ID] = state + "/" + reason
+			r.changed = true
+		}
+		tags := d.Tags
+		if tags == nil {
+			tags = map[string]string{}
+		}
+		metrics := d.Metrics
+		if metrics == nil {
+			metrics = telemetry.Metrics{}
+		}
+		devs = append(devs, fleet.Device{ID: d.ID, State: state, Reason: reason, LastSeen: d.LastSeen, Metrics: metrics, Tags: tags})
+	}
+	if !r.changed && r.snap != nil {
+		return r.snap
+	}
+	r.changed = false
+	r.version++
+	fleet.SortDevices(devs)
+	r.snap = &fleet.Snapshot{Version: r.version, TS: now, Devices: devs, Summary: fleet.Summarize(devs)}
+	return r.snap
+}
+
+func cloneRecord(d *DeviceRecord) DeviceRecord {
+	c := *d
+	c.Tags = maps.Clone(d.Tags)
+	c.Metrics = maps.Clone(d.Metrics)
+	return c
+}
+
+// BroadcastFleet publishes the fleet snapshot to feed whenever it changed,
+// at most once per interval, until ctx is done. Coalescing here keeps a busy
+// fleet from flooding browsers: they get one snapshot a second, not one per
+// reading.
+func (r *Registry) BroadcastFleet(ctx context.Context, feed *Feed, interval time.Duration, now func() time.Time) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	var last uint64
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+			snap := r.Snapshot(now().UnixMilli())
+			if snap.Version == last {
+				continue
+			}
+			last = snap.Version
+			feed.Publish(EventFleet, ChannelFleet, snap) //nolint:errcheck // a snapshot always encodes
+		}
+	}
+}
