@@ -131,6 +131,9 @@ func DecodeTelemetry(device string, payload []byte, now time.Time) (Envelope, er
 }
 
 func decodeSimple(device string, payload []byte, now time.Time) (Envelope, error) {
+	if !json.Valid(payload) {
+		return Envelope{}, errorf(ReasonBadJSON, "payload is not valid JSON")
+	}
 	m, err := parseMetrics(payload)
 	if err != nil {
 		return Envelope{}, err

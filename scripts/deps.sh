@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# deps.sh installs what `make test` and `make run` need beyond Go: the
+# mosquitto broker (tests spawn a real one) and Node.js (dashboard unit
+# tests). As root with apt-get it installs what is missing; otherwise it
+# fails with the command to run.
+set -euo pipefail
+
+need_pkgs=()
+command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
+command -v mosquitto_sub >/dev/null 2>&1 || need_pkgs+=(mosquitto-clients)
+command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
+
+if [ ${#need_pkgs[@]} -eq 0 ]; then
+	exit 0
+fi
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+	echo "deps: installing ${need_pkgs[*]} with apt-get" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -qq
+	apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+	exit 0
+fi
+
+echo "deps: missing ${need_pkgs[*]}." >&2
+echo "deps: install with: sudo apt-get install -y ${need_pkgs[*]}" >&2
+exit 1
