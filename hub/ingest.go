@@ -135,7 +135,7 @@ func (in *Ingester) Handle(m Message) {
 		}
 		rec := in.Registry.ObserveStatus(device, st, now)
 		state, reason := StateOf(&rec, now)
-		in.publish(EventStatus, ChannelFleet, statusEvent{Device: device, State: state, Reason: reason, Status: st})
+		in.publish(EventStatus, ChannelFleet, statusEvent{Device: device, State: state, Reason: reason, LastSeen: rec.LastSeen, TS: now, Status: st})
 		in.enqueue(item{rec: rec, ack: m.Ack})
 	default:
 		in.reject(m, device, &telemetry.Error{Reason: telemetry.ReasonBadTopic, Msg: "unknown topic kind " + kind})
@@ -149,11 +149,15 @@ type readingEvent struct {
 	Metrics telemetry.Metrics `json:"metrics"`
 }
 
+// statusEvent is the live "status" payload: the device's state as the API
+// reports it, when it changed, and the status message that changed it.
 type statusEvent struct {
-	Device string `json:"device"`
-	State  string `json:"state"`
-	Reason string `json:"reason,omitempty"`
-	telemetry.Status
+	Device   string           `json:"device"`
+	State    string           `json:"state"`
+	Reason   string           `json:"reason,omitempty"`
+	LastSeen int64            `json:"last_seen"`
+	TS       int64            `json:"ts"`
+	Status   telemetry.Status `json:"status"`
 }
 
 func (in *Ingester) publish(typ, channel string, data any) {

@@ -10,15 +10,20 @@ MQTT_PORT=${MQTT##*:}
 DATA=${FLEETWATCH_DATA:-./data}
 SIM_DEVICES=${SIM_DEVICES:-5}
 
+# Each process gets its own session (setsid), so Ctrl-C reaches only this
+# script, which stops the devices first (they publish offline(shutdown)
+# while the broker still runs) and the hub last.
 pids=()
 cleanup() {
 	trap - INT TERM EXIT
-	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-	wait 2>/dev/null || true
+	for pid in "${pids[@]:1}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "${pids[@]:1}"; do wait "$pid" 2>/dev/null || true; done
+	kill -TERM "${pids[0]}" 2>/dev/null || true
+	wait "${pids[0]}" 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT
 
-./bin/fleetwatch-hub --http "$HTTP" --mqtt-listen "$MQTT" --data "$DATA" &
+setsid ./bin/fleetwatch-hub --http "$HTTP" --mqtt-listen "$MQTT" --data "$DATA" &
 pids+=($!)
 
 # Wait for the hub, so agents do not start against a closed port.
@@ -28,9 +33,9 @@ for _ in $(seq 1 100); do
 	sleep 0.1
 done
 
-./bin/fleetwatch-agent --broker "tcp://127.0.0.1:${MQTT_PORT}" --interval 1s --state-dir "$DATA/agent" &
+setsid ./bin/fleetwatch-agent --broker "tcp://127.0.0.1:${MQTT_PORT}" --interval 1s --state-dir "$DATA/agent" &
 pids+=($!)
-./bin/fleetwatch-sim --broker "tcp://127.0.0.1:${MQTT_PORT}" --devices "$SIM_DEVICES" --interval 1s &
+setsid ./bin/fleetwatch-sim --broker "tcp://127.0.0.1:${MQTT_PORT}" --devices "$SIM_DEVICES" --interval 1s &
 pids+=($!)
 
 echo

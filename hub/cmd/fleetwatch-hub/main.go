@@ -113,7 +113,6 @@ func (m *Main) Run(ctx context.Context) (err error) {
 			return err
 		}
 		brokerURL = m.Broker.URL()
-		log.Info("embedded broker listening", "addr", m.Broker.Addr())
 	}
 
 	m.Ingest = &hub.Ingester{
