@@ -292,19 +292,30 @@ type observer struct {
 func observe(t *testing.T, broker, filter string) *observer {
 	t.Helper()
 	o := &observer{}
+	subscribed := make(chan error, 8)
+	handler := func(_ mqtt.Client, m mqtt.Message) {
+		o.mu.Lock()
+		o.msgs = append(o.msgs, m)
+		o.mu.Unlock()
+	}
+	// Subscribe on every connect: the embedded broker restarts with the hub.
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("observer-%d", time.Now().UnixNano())).
-		SetOrderMatters(false)
+		SetOrderMatters(false).SetMaxReconnectInterval(200 * time.Millisecond).
+		SetOnConnectHandler(func(c mqtt.Client) {
+			tok := c.Subscribe(filter, 1, handler)
+			go func() { tok.WaitTimeout(5 * time.Second); subscribed <- tok.Error() }()
+		})
 	o.client = mqtt.NewClient(opts)
 	if tok := o.client.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
 		t.Fatalf("observer connect: %v", tok.Error())
 	}
-	tok := o.client.Subscribe(filter, 1, func(_ mqtt.Client, m mqtt.Message) {
-		o.mu.Lock()
-		o.msgs = append(o.msgs, m)
-		o.mu.Unlock()
-	})
-	if !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
-		t.Fatalf("observer subscribe: %v", tok.Error())
+	select {
+	case err := <-subscribed:
+		if err != nil {
+			t.Fatalf("observer subscribe: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("observer subscribe: timeout")
 	}
 	t.Cleanup(func() { o.client.Disconnect(100) })
 	return o
