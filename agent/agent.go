@@ -8,8 +8,13 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -126,7 +131,13 @@ func (a *Agent) Collect(ctx context.Context) telemetry.Reading {
 	a.init()
 	m := make(telemetry.Metrics, 64)
 	for _, c := range a.Collectors {
-		if err := c.Collect(ctx, m); err != nil {
+		err := c.Collect(ctx, m)
+		// One bad value must not cost the whole reading: Encode would
+		// reject it, and the batch with it.
+		if bad := dropInvalid(m); len(bad) > 0 && err == nil {
+			err = fmt.Errorf("dropped metrics outside the contract: %s", strings.Join(bad, ", "))
+		}
+		if err != nil {
 			a.mu.Lock()
 			a.errs[c.Name()]++
 			a.mu.Unlock()
@@ -158,28 +169,59 @@ func (a *Agent) flush(ctx context.Context) {
 			env.First = &first
 		}
 		payload, err := env.Encode()
+		for len(env.Readings) > 1 && isReason(err, telemetry.ReasonTooLarge) {
+			// A backlog of big readings is more than one MQTT payload:
+			// send the newer half now and the rest in the next round.
+			half := len(env.Readings) / 2
+			a.mu.Lock()
+			a.outbox.Unsend(env.Readings[half:])
+			a.mu.Unlock()
+			env.Readings = env.Readings[:half]
+			payload, err = env.Encode()
+		}
 		if err != nil {
-			// A reading we built ourselves breaks the contract: drop it
-			// rather than retry it forever.
+			// Collect makes valid readings, so Device, Boot or Tags break
+			// the contract and no envelope can be sent: drop the batch
+			// (newest first, so due[0] is its highest seq) rather than
+			// retry it forever.
 			a.Logger.Error("encode telemetry", "err", err)
 			a.mu.Lock()
-			a.outbox.Ack(due[len(due)-1].Seq)
+			a.outbox.Ack(due[0].Seq)
 			a.mu.Unlock()
 			continue
 		}
 		if err := a.Publisher.PublishTelemetry(ctx, payload); err != nil {
 			// Expected while the broker is away: the outbox keeps the
 			// readings and the reconnect resends them.
-			a.Logger.Debug("publish telemetry", "err", err, "readings", len(due))
+			a.Logger.Debug("publish telemetry", "err", err, "readings", len(env.Readings))
 			a.mu.Lock()
-			a.outbox.Unsend(due)
+			a.outbox.Unsend(env.Readings)
 			a.mu.Unlock()
 			return
 		}
-		if len(due) < a.Batch {
+		if len(env.Readings) == len(due) && len(due) < a.Batch {
 			return
 		}
 	}
+}
+
+// dropInvalid deletes the metrics of m that break the contract and returns
+// their names, sorted.
+func dropInvalid(m telemetry.Metrics) []string {
+	var bad []string
+	for name, v := range m {
+		if !telemetry.ValidMetricName(name) || math.IsNaN(v) || math.IsInf(v, 0) {
+			delete(m, name)
+			bad = append(bad, strconv.Quote(name))
+		}
+	}
+	slices.Sort(bad)
+	return bad
+}
+
+func isReason(err error, reason string) bool {
+	var te *telemetry.Error
+	return errors.As(err, &te) && te.Reason == reason
 }
 
 // HandleAck applies an ack from the hub. Acks for another boot are ignored.

@@ -141,12 +141,18 @@ func decodeSimple(device string, payload []byte, now time.Time) (Envelope, error
 	if len(m) == 0 {
 		return Envelope{}, errorf(ReasonNoMetrics, "simple reading has no metrics")
 	}
-	return Envelope{
+	e := Envelope{
 		V:        Version,
 		Device:   device,
 		Simple:   true,
 		Readings: []Reading{{TS: now.UnixMilli(), Metrics: m}},
-	}, nil
+	}
+	// The device comes from the topic and ts from the hub's clock: check
+	// them as for any envelope.
+	if err := e.Validate(device); err != nil {
+		return Envelope{}, err
+	}
+	return e, nil
 }
 
 // Validate checks e against the contract for a message on the telemetry
