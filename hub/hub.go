@@ -1,6 +1,8 @@
 package hub
 
 import (
+	"strconv"
+
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 )
 
@@ -58,28 +60,10 @@ type Point struct {
 func (p Point) MarshalJSON() ([]byte, error) {
 	b := make([]byte, 0, 32)
 	b = append(b, '[')
-	b = appendInt(b, p.TS)
+	b = strconv.AppendInt(b, p.TS, 10)
 	b = append(b, ',')
 	b = telemetry.AppendFloat(b, p.Value)
 	return append(b, ']'), nil
-}
-
-func appendInt(b []byte, v int64) []byte {
-	if v < 0 {
-		b = append(b, '-')
-		v = -v
-	}
-	var buf [20]byte
-	i := len(buf)
-	for {
-		i--
-		buf[i] = byte('0' + v%10)
-		v /= 10
-		if v == 0 {
-			break
-		}
-	}
-	return append(b, buf[i:]...)
 }
 
 // Store persists batches and answers history queries. One goroutine (the

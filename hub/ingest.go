@@ -125,7 +125,9 @@ func (in *Ingester) Handle(m Message) {
 		in.enqueue(item{env: &env, rec: rec, ack: m.Ack})
 	case telemetry.KindStatus:
 		if len(m.Payload) == 0 {
-			m.Ack() // a cleared retained status: nothing to record
+			if m.Ack != nil {
+				m.Ack() // a cleared retained status: nothing to record
+			}
 			return
 		}
 		st, err := telemetry.DecodeStatus(m.Payload)

@@ -134,8 +134,16 @@ func decodeWatermark(b []byte) (*watermark, error) {
 		}
 		b = b[n1+n2:]
 		lo := prev + d
+		// Ranges lie above w+1, ascending, disjoint and not touching:
+		// anything else (or an overflow) is corruption, not a watermark.
+		if d < 2 || lo < prev || lo+l < lo {
+			return nil, errCorruptWatermark
+		}
 		m.ranges = append(m.ranges, [2]uint64{lo, lo + l})
 		prev = lo + l
+	}
+	if len(b) != 0 {
+		return nil, errCorruptWatermark
 	}
 	return m, nil
 }

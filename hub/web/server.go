@@ -59,6 +59,7 @@ type Server struct {
 	ln     net.Listener
 	srv    *http.Server
 	ws     *melody.Melody
+	ctx    context.Context // done when Close starts: ends SSE streams
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -122,7 +123,7 @@ func (s *Server) Open() error {
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
-	s.cancel = cancel
+	s.ctx, s.cancel = ctx, cancel
 	s.wg.Add(2)
 	go func() { defer s.wg.Done(); s.pumpWS(ctx) }()
 	go func() {

@@ -59,6 +59,10 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		select {
 		case <-r.Context().Done():
 			return
+		case <-s.ctx.Done():
+			// Shutdown does not cancel request contexts: without this an
+			// open stream holds Close for its whole grace period.
+			return
 		case <-sub.Done():
 			s.sse.cut.Add(1)
 			write([]byte("event: error\ndata: {\"error\":" + strconvQuote(sub.Reason()) + "}\n\n"))

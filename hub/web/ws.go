@@ -59,6 +59,11 @@ func (s *Server) newMelody() *melody.Melody {
 	m.HandleConnect(func(ss *melody.Session) {
 		s.wsc.open.Add(1)
 		s.wsc.total.Add(1)
+		if s.ctx.Err() != nil {
+			// Upgraded while Close ran: melody registers the session even
+			// after it closed all sessions, and nothing else would end it.
+			ss.Close() //nolint:errcheck // already closing is fine
+		}
 	})
 	m.HandleDisconnect(func(*melody.Session) { s.wsc.open.Add(-1) })
 	m.HandleMessage(s.handleWSMessage)
