@@ -16,6 +16,12 @@ for cmd in ./agent/cmd/fleetwatch-agent; do
 	fi
 done
 
+# The guard must be able to fail: the hub does link bbolt and melody.
+if ! go list -deps ./hub/cmd/fleetwatch-hub | grep -qE "^(go\.etcd\.io/bbolt|github\.com/olahol/melody)$"; then
+	echo "check-deps: self-check failed: the query no longer sees bbolt/melody in the hub" >&2
+	status=1
+fi
+
 nonstd=$(go list -deps -f '{{if not .Standard}}{{.ImportPath}}{{end}}' ./agent/telemetry | grep -v "^${module}/agent/telemetry$" || true)
 if [ -n "$nonstd" ]; then
 	echo "check-deps: agent/telemetry must import the standard library only, found:" >&2
