@@ -5,6 +5,12 @@
 // and lost on restart): the session is clean, QoS 1 is used so the broker
 // confirms each publish, and the agent's outbox resends whatever the hub has
 // not acked.
+//
+// Reconnects are ours, not paho's: paho's backoff has no jitter (a fleet
+// that lost its broker would reconnect in lockstep) and its retry loop
+// hides why a connection failed. The Publisher retries with jittered
+// exponential backoff capped at MaxReconnect and logs every failure with
+// its cause (refused credentials, an untrusted certificate, …).
 package mqttpub
 
 import (
@@ -13,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -27,6 +35,8 @@ const (
 	DefaultMaxReconnect   = 30 * time.Second
 	DefaultConnectTimeout = 10 * time.Second
 	DefaultCloseTimeout   = 5 * time.Second
+	// DefaultMinReconnect is the first retry delay after a failure.
+	DefaultMinReconnect = 500 * time.Millisecond
 )
 
 // ErrNotConnected is returned by PublishTelemetry while the connection is down.
@@ -46,6 +56,7 @@ type Config struct {
 	Online telemetry.Status
 
 	KeepAlive      time.Duration
+	MinReconnect   time.Duration
 	MaxReconnect   time.Duration
 	ConnectTimeout time.Duration
 
@@ -62,6 +73,10 @@ type Publisher struct {
 	cfg    Config
 	client mqtt.Client
 	log    *slog.Logger
+
+	lost chan error    // connection lost, from paho's handler
+	stop chan struct{} // closed by Close: the supervisor exits
+	done chan struct{} // closed when the supervisor has exited
 
 	mu     sync.Mutex
 	closed bool
@@ -92,13 +107,16 @@ func Open(cfg Config) (*Publisher, error) {
 	if cfg.MaxReconnect <= 0 {
 		cfg.MaxReconnect = DefaultMaxReconnect
 	}
+	if cfg.MinReconnect <= 0 {
+		cfg.MinReconnect = min(DefaultMinReconnect, cfg.MaxReconnect)
+	}
 	if cfg.ConnectTimeout <= 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	p := &Publisher{cfg: cfg, log: cfg.Logger}
+	p := &Publisher{cfg: cfg, log: cfg.Logger, lost: make(chan error, 1), stop: make(chan struct{}), done: make(chan struct{})}
 
 	opts := mqtt.NewClientOptions().
 		AddBroker(cfg.Broker).
@@ -111,24 +129,71 @@ func Open(cfg Config) (*Publisher, error) {
 		SetPingTimeout(cfg.KeepAlive/2+time.Second).
 		SetWriteTimeout(10*time.Second).
 		SetConnectTimeout(cfg.ConnectTimeout).
-		SetAutoReconnect(true).
-		SetConnectRetry(true).
-		SetConnectRetryInterval(time.Second).
-		SetMaxReconnectInterval(cfg.MaxReconnect).
+		SetAutoReconnect(false).
+		SetConnectRetry(false).
 		SetBinaryWill(cfg.Topics.Status(cfg.Device), will, 1, true).
 		SetOnConnectHandler(func(c mqtt.Client) { p.onConnect(c, online) }).
 		SetConnectionLostHandler(func(_ mqtt.Client, err error) {
-			p.log.Warn("mqtt connection lost", "broker", cfg.Broker, "err", err)
-		}).
-		SetReconnectingHandler(func(_ mqtt.Client, _ *mqtt.ClientOptions) {
-			p.log.Debug("mqtt reconnecting", "broker", cfg.Broker)
+			select {
+			case p.lost <- err:
+			default:
+			}
 		})
 	if cfg.TLS != nil {
 		opts.SetTLSConfig(cfg.TLS)
 	}
 	p.client = mqtt.NewClient(opts)
-	p.client.Connect() // ConnectRetry: the token completes once connected or closed
+	go p.supervise()
 	return p, nil
+}
+
+// supervise keeps the connection up until Close: connect, wait for the
+// loss, back off with jitter, again.
+func (p *Publisher) supervise() {
+	defer close(p.done)
+	failures := 0
+	for {
+		tok := p.client.Connect()
+		var err error
+		select {
+		case <-tok.Done():
+			err = tok.Error()
+		case <-p.stop:
+			return
+		}
+		if err == nil {
+			failures = 0
+			select {
+			case err := <-p.lost:
+				p.log.Warn("mqtt connection lost", "broker", p.cfg.Broker, "err", err)
+			case <-p.stop:
+				return
+			}
+		} else {
+			failures++
+		}
+		delay := Backoff(failures, p.cfg.MinReconnect, p.cfg.MaxReconnect, rand.Float64)
+		if err != nil {
+			p.log.Warn("mqtt connect failed", "broker", p.cfg.Broker, "err", err, "attempt", failures, "retry_in", delay.Round(time.Millisecond))
+		}
+		select {
+		case <-time.After(delay):
+		case <-p.stop:
+			return
+		}
+	}
+}
+
+// Backoff returns the delay before reconnect attempt n (n ≥ 1 failures so
+// far; 0 right after a loss): exponential from min, capped at max, with
+// ±25 % jitter so a fleet does not reconnect in lockstep.
+func Backoff(n int, min, max time.Duration, rnd func() float64) time.Duration {
+	d := min
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = time.Duration(float64(d) * (0.75 + 0.5*rnd()))
+	return time.Duration(math.Min(float64(d), float64(max)))
 }
 
 func (p *Publisher) onConnect(c mqtt.Client, online []byte) {
@@ -183,6 +248,8 @@ func (p *Publisher) Close(ctx context.Context) error {
 	}
 	p.closed = true
 	p.mu.Unlock()
+	close(p.stop)
+	<-p.done
 
 	var err error
 	if p.client.IsConnectionOpen() {

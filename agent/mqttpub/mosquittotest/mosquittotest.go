@@ -21,12 +21,23 @@ import (
 	"time"
 )
 
+// Option configures Start.
+type Option func(*Broker)
+
+// WithTLS makes the listener TLS-only with the given PEM certificate and
+// key; clients dial ssl://127.0.0.1:<port>.
+func WithTLS(certFile, keyFile string) Option {
+	return func(b *Broker) { b.certFile, b.keyFile = certFile, keyFile }
+}
+
 // Broker is a running mosquitto process.
 type Broker struct {
 	tb   testing.TB
 	bin  string
 	dir  string
 	Port int
+
+	certFile, keyFile string
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -48,7 +59,7 @@ func Binary() string {
 }
 
 // Start runs mosquitto on a free 127.0.0.1 port and stops it at cleanup.
-func Start(tb testing.TB) *Broker {
+func Start(tb testing.TB, opts ...Option) *Broker {
 	tb.Helper()
 	bin := Binary()
 	if bin == "" {
@@ -59,6 +70,9 @@ func Start(tb testing.TB) *Broker {
 		tb.Skip(how)
 	}
 	b := &Broker{tb: tb, bin: bin, dir: tb.TempDir()}
+	for _, o := range opts {
+		o(b)
+	}
 	for attempt := 0; ; attempt++ {
 		b.Port = freePort(tb)
 		err := b.start()
@@ -78,8 +92,13 @@ func Start(tb testing.TB) *Broker {
 	return b
 }
 
-// URL is the broker's tcp:// URL.
-func (b *Broker) URL() string { return "tcp://" + b.Addr() }
+// URL is the broker's tcp:// (or ssl:// with TLS) URL.
+func (b *Broker) URL() string {
+	if b.certFile != "" {
+		return "ssl://" + b.Addr()
+	}
+	return "tcp://" + b.Addr()
+}
 
 // Addr is host:port.
 func (b *Broker) Addr() string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(b.Port)) }
@@ -101,6 +120,9 @@ log_type warning
 log_type notice
 connection_messages true
 `, b.Port, b.dir)
+	if b.certFile != "" {
+		conf += fmt.Sprintf("certfile %s\nkeyfile %s\n", b.certFile, b.keyFile)
+	}
 	path := filepath.Join(b.dir, "mosquitto.conf")
 	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
 		return err
