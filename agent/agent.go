@@ -4,6 +4,11 @@
 // with (boot, seq), keeps it in an Outbox until the hub acknowledges it, and
 // hands batches to its Publisher. Collectors and Publisher are small
 // interfaces implemented by agent/collector and agent/mqttpub.
+//
+// The Outbox lives in memory. With a Spool (agent/spool), readings that stay
+// unacked for a while are also written to disk, so that a crash loses only
+// the last SpillInterval and a restart replays the rest; while acks flow,
+// nothing is written.
 package agent
 
 import (
@@ -18,6 +23,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/agent/spool"
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 )
 
@@ -35,12 +41,17 @@ type Publisher interface {
 	PublishTelemetry(ctx context.Context, payload []byte) error
 }
 
-// Defaults for the Agent fields.
+// Defaults for the Agent fields. DefaultMaxAge and DefaultReplayRate are
+// what fleetwatch-agent configures; an Agent without them has no age bound
+// and no pacing, as simulators replaying long histories need.
 const (
-	DefaultInterval    = 5 * time.Second
-	DefaultResendAfter = 30 * time.Second
-	DefaultMaxPending  = 100_000
-	DefaultBatch       = 500
+	DefaultInterval      = 5 * time.Second
+	DefaultResendAfter   = 30 * time.Second
+	DefaultMaxPending    = 100_000
+	DefaultBatch         = 500
+	DefaultSpillInterval = 10 * time.Second
+	DefaultMaxAge        = 7 * 24 * time.Hour
+	DefaultReplayRate    = 500
 )
 
 // Agent collects readings and publishes them until the hub acks them.
@@ -60,14 +71,39 @@ type Agent struct {
 	// Batch is the most readings per published envelope.
 	Batch int
 
+	// Spool, when set, keeps the readings that stay unacked on disk, and
+	// Run reads back what an earlier run left there. If its resume point
+	// (a clean stop) names Boot, new readings continue that boot's seqs.
+	// Nil: the outbox lives in memory only.
+	Spool *spool.Spool
+	// SpillInterval bounds what a crash or power cut can lose. A reading
+	// unacked for half of it is written at the next spill check, and the
+	// check runs every quarter of it, so every reading older than
+	// SpillInterval is on disk (given an fsync shorter than a quarter).
+	// Readings acked sooner are never written.
+	SpillInterval time.Duration
+	// MaxAge drops readings whose ts is older than this; 0: no bound.
+	MaxAge time.Duration
+	// ReplayRate is the most backlog readings (backfill after an outage,
+	// and resends) published per second, in bursts of up to a second's
+	// worth; live readings do not count. 0: no pacing.
+	ReplayRate int
+
 	Now    func() time.Time
 	Logger *slog.Logger
 
 	mu     sync.Mutex
 	outbox *Outbox
 	// errs counts collector failures by collector name.
-	errs map[string]uint64
-	wake chan struct{}
+	errs       map[string]uint64
+	wake       chan struct{}
+	replayed   uint64
+	spoolStats spool.Stats
+
+	// Run's goroutine only.
+	tokens   float64   // replay budget, in readings
+	refilled time.Time // when tokens was last topped up
+	disk     diskState
 }
 
 func (a *Agent) init() {
@@ -88,42 +124,94 @@ func (a *Agent) init() {
 	if a.Batch <= 0 || a.Batch > telemetry.MaxReadings {
 		a.Batch = DefaultBatch
 	}
+	if a.SpillInterval <= 0 {
+		a.SpillInterval = DefaultSpillInterval
+	}
 	if a.Now == nil {
 		a.Now = time.Now
 	}
 	if a.Logger == nil {
 		a.Logger = slog.New(slog.DiscardHandler)
 	}
-	a.outbox = NewOutbox(a.MaxPending)
+	a.outbox = NewOutbox(a.Boot, a.MaxPending)
 	a.errs = make(map[string]uint64)
 	a.wake = make(chan struct{}, 1)
+	a.tokens = float64(max(a.ReplayRate, 0))
+	if a.Spool != nil {
+		a.restore()
+	}
 }
 
 // Run collects one reading per Interval and publishes pending readings until
-// ctx is done. It returns ctx's error.
+// ctx is done. Before it returns it writes every unacked reading and the
+// point to resume from to the Spool, if there is one. It returns ctx's
+// error, joined with any error saving the outbox.
 func (a *Agent) Run(ctx context.Context) error {
 	a.init()
+	if a.Spool != nil {
+		// A resume point on disk names the seqs this run is about to take:
+		// should it crash, the next run must not take them again.
+		if err := a.Spool.ClearResume(); err != nil {
+			return err
+		}
+	}
 	tick := time.NewTicker(a.Interval)
 	defer tick.Stop()
-	a.step(ctx)
+	var spill <-chan time.Time
+	if a.Spool != nil {
+		t := time.NewTicker(max(a.SpillInterval/4, time.Millisecond))
+		defer t.Stop()
+		spill = t.C
+	}
+	var replay *time.Timer
+	defer func() {
+		if replay != nil {
+			replay.Stop()
+		}
+	}()
+	// schedule arms the replay timer when the backlog waits for budget.
+	schedule := func(wait time.Duration) {
+		switch {
+		case wait <= 0:
+		case replay == nil:
+			replay = time.NewTimer(wait)
+		default:
+			replay.Reset(wait)
+		}
+	}
+	schedule(a.step(ctx))
 	for {
+		var replayC <-chan time.Time
+		if replay != nil {
+			replayC = replay.C
+		}
 		select {
 		case <-ctx.Done():
+			if err := a.save(); err != nil {
+				return errors.Join(ctx.Err(), err)
+			}
 			return ctx.Err()
 		case <-tick.C:
-			a.step(ctx)
+			schedule(a.step(ctx))
 		case <-a.wake:
-			a.flush(ctx)
+			schedule(a.flush(ctx))
+		case <-replayC:
+			schedule(a.flush(ctx))
+		case <-spill:
+			a.spill(a.Now(), false) //nolint:errcheck // logged; the readings stay in memory and the next check retries
 		}
 	}
 }
 
-func (a *Agent) step(ctx context.Context) {
+func (a *Agent) step(ctx context.Context) time.Duration {
 	r := a.Collect(ctx)
+	now := a.Now()
 	a.mu.Lock()
-	a.outbox.Add(r)
+	a.outbox.Add(r, now)
+	a.dropOld(now)
 	a.mu.Unlock()
-	a.flush(ctx)
+	a.logDrops(now)
+	return a.flush(ctx)
 }
 
 // Collect runs every collector once and returns the reading, without a seq.
@@ -154,55 +242,111 @@ func (a *Agent) Collect(ctx context.Context) telemetry.Reading {
 	return telemetry.Reading{TS: a.Now().UnixMilli(), Metrics: m}
 }
 
-// flush publishes what is due: unsent readings, and sent ones whose ack is
-// overdue, in envelopes of at most Batch readings.
-func (a *Agent) flush(ctx context.Context) {
+// flush publishes what is due: live readings at once, then the backlog
+// (unsent readings, and sent ones whose ack is overdue) within the replay
+// budget, in envelopes of at most Batch readings. It returns how long to
+// wait for budget when backlog is left, else 0.
+func (a *Agent) flush(ctx context.Context) time.Duration {
 	for {
+		now := a.Now()
+		a.refill(now)
 		a.mu.Lock()
-		due, first := a.outbox.Due(a.Now(), a.ResendAfter, a.Batch)
+		b := a.outbox.Live(now, a.Batch)
+		backlog := len(b.Readings) == 0
+		if backlog {
+			n := a.Batch
+			if a.ReplayRate > 0 {
+				n = min(n, int(a.tokens))
+			}
+			if n == 0 {
+				left := a.outbox.HasBacklog(now, a.ResendAfter)
+				a.mu.Unlock()
+				if left {
+					return a.budgetWait()
+				}
+				return 0
+			}
+			b = a.outbox.Backlog(now, a.ResendAfter, n)
+		}
 		a.mu.Unlock()
-		if len(due) == 0 {
-			return
+		if len(b.Readings) == 0 {
+			return 0
 		}
-		env := telemetry.Envelope{V: telemetry.Version, Device: a.Device, Boot: a.Boot, Readings: due, Tags: a.Tags}
-		if first > 0 {
-			env.First = &first
-		}
-		payload, err := env.Encode()
-		for len(env.Readings) > 1 && isReason(err, telemetry.ReasonTooLarge) {
-			// A backlog of big readings is more than one MQTT payload:
-			// send the newer half now and the rest in the next round.
-			half := len(env.Readings) / 2
+		sent, ok := a.publish(ctx, b)
+		if backlog {
+			a.tokens -= float64(sent)
 			a.mu.Lock()
-			a.outbox.Unsend(env.Readings[half:])
+			a.replayed += uint64(sent)
 			a.mu.Unlock()
-			env.Readings = env.Readings[:half]
-			payload, err = env.Encode()
 		}
-		if err != nil {
-			// Collect makes valid readings, so Device, Boot or Tags break
-			// the contract and no envelope can be sent: drop the batch
-			// (newest first, so due[0] is its highest seq) rather than
-			// retry it forever.
-			a.Logger.Error("encode telemetry", "err", err)
-			a.mu.Lock()
-			a.outbox.Ack(due[0].Seq)
-			a.mu.Unlock()
-			continue
-		}
-		if err := a.Publisher.PublishTelemetry(ctx, payload); err != nil {
-			// Expected while the broker is away: the outbox keeps the
-			// readings and the reconnect resends them.
-			a.Logger.Debug("publish telemetry", "err", err, "readings", len(env.Readings))
-			a.mu.Lock()
-			a.outbox.Unsend(env.Readings)
-			a.mu.Unlock()
-			return
-		}
-		if len(env.Readings) == len(due) && len(due) < a.Batch {
-			return
+		if !ok {
+			return 0
 		}
 	}
+}
+
+// refill tops up the replay budget for the time since the last refill.
+func (a *Agent) refill(now time.Time) {
+	if !a.refilled.IsZero() && a.ReplayRate > 0 {
+		rate := float64(a.ReplayRate)
+		a.tokens = min(rate, a.tokens+now.Sub(a.refilled).Seconds()*rate)
+	}
+	a.refilled = now
+}
+
+// budgetWait is how long until the budget allows a full envelope.
+func (a *Agent) budgetWait() time.Duration {
+	want := min(float64(a.Batch), float64(a.ReplayRate))
+	wait := time.Duration((want - a.tokens) / float64(a.ReplayRate) * float64(time.Second))
+	return max(wait, time.Millisecond)
+}
+
+// publish sends b and returns how many of its readings went out, and false
+// when the publisher failed (the broker is away).
+func (a *Agent) publish(ctx context.Context, b Batch) (int, bool) {
+	env := telemetry.Envelope{V: telemetry.Version, Device: a.Device, Boot: b.Boot, Readings: b.Readings, Tags: a.Tags}
+	if b.First > 0 {
+		env.First = &b.First
+	}
+	payload, err := env.Encode()
+	for len(env.Readings) > 1 && isReason(err, telemetry.ReasonTooLarge) {
+		// A backlog of big readings is more than one MQTT payload: send
+		// the first half now and the rest in the next round.
+		half := len(env.Readings) / 2
+		a.mu.Lock()
+		a.outbox.Unsend(Batch{Boot: b.Boot, Readings: env.Readings[half:]})
+		a.mu.Unlock()
+		env.Readings = env.Readings[:half]
+		payload, err = env.Encode()
+	}
+	if err != nil {
+		// Collect makes valid readings, so Device, Boot or Tags break
+		// the contract and no envelope can be sent: drop the batch
+		// rather than retry it forever.
+		a.Logger.Error("encode telemetry", "err", err, "boot", b.Boot)
+		a.mu.Lock()
+		a.outbox.Ack(b.Boot, maxSeq(b.Readings))
+		a.mu.Unlock()
+		return 0, true
+	}
+	if err := a.Publisher.PublishTelemetry(ctx, payload); err != nil {
+		// Expected while the broker is away: the outbox keeps the
+		// readings and the reconnect resends them.
+		a.Logger.Debug("publish telemetry", "err", err, "readings", len(env.Readings))
+		a.mu.Lock()
+		a.outbox.Unsend(Batch{Boot: b.Boot, Readings: env.Readings})
+		a.mu.Unlock()
+		return 0, false
+	}
+	return len(env.Readings), true
+}
+
+func maxSeq(rs []telemetry.Reading) uint64 {
+	var m uint64
+	for _, r := range rs {
+		m = max(m, r.Seq)
+	}
+	return m
 }
 
 // dropInvalid deletes the metrics of m that break the contract and returns
@@ -224,14 +368,12 @@ func isReason(err error, reason string) bool {
 	return errors.As(err, &te) && te.Reason == reason
 }
 
-// HandleAck applies an ack from the hub. Acks for another boot are ignored.
+// HandleAck applies an ack from the hub: for the current boot, or for an
+// earlier one whose readings the outbox still holds. Others are ignored.
 func (a *Agent) HandleAck(ack telemetry.Ack) {
 	a.init()
-	if ack.Boot != a.Boot {
-		return
-	}
 	a.mu.Lock()
-	a.outbox.Ack(ack.Seq)
+	a.outbox.Ack(ack.Boot, ack.Seq)
 	a.mu.Unlock()
 }
 
@@ -248,12 +390,24 @@ func (a *Agent) Reconnected() {
 	}
 }
 
-// Stats is a snapshot of the outbox for logs and tests.
+// Stats is a snapshot of the outbox for logs and tests. Counters count
+// since the agent started.
 type Stats struct {
 	Pending uint64 // readings not yet acked
-	Dropped uint64 // readings dropped because the outbox was full
-	Acked   uint64 // highest acked seq
+	// Dropped counts readings dropped because the outbox was full: past
+	// MaxPending in memory or the spool's MaxBytes on disk.
+	Dropped uint64
+	Acked   uint64 // highest acked seq of the current boot
 	NextSeq uint64
+
+	DroppedAge uint64 // readings dropped because they were older than MaxAge
+	Spilled    uint64 // readings written to the spool
+	Recovered  uint64 // readings read back from the spool at start
+	Replayed   uint64 // backlog readings published: backfill and resends
+	// Damaged counts spool records found damaged at start: each is at
+	// least one lost reading.
+	Damaged    uint64
+	SpoolBytes uint64 // size of the spool's files
 }
 
 // Stats returns the outbox counters.
@@ -261,8 +415,57 @@ func (a *Agent) Stats() Stats {
 	a.init()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.outbox.Stats()
+	st := a.outbox.Stats()
+	st.Replayed = a.replayed
+	st.Damaged = a.spoolStats.Damaged
+	st.SpoolBytes = uint64(a.spoolStats.Bytes)
+	return st
 }
 
 // String names the agent in logs.
 func (a *Agent) String() string { return fmt.Sprintf("agent %s boot %s", a.Device, a.Boot) }
+
+// OutboxMetrics returns a Collector that adds the outbox to every reading:
+// agent.outbox_pending, agent.outbox_dropped (full, too old or damaged on
+// disk) and agent.outbox_spool_bytes.
+func (a *Agent) OutboxMetrics() Collector { return outboxMetrics{a} }
+
+type outboxMetrics struct{ a *Agent }
+
+func (outboxMetrics) Name() string { return "outbox" }
+
+func (c outboxMetrics) Collect(_ context.Context, m telemetry.Metrics) error {
+	st := c.a.Stats()
+	m["agent.outbox_pending"] = float64(st.Pending)
+	m["agent.outbox_dropped"] = float64(st.Dropped + st.DroppedAge + st.Damaged)
+	m["agent.outbox_spool_bytes"] = float64(st.SpoolBytes)
+	return nil
+}
+
+// dropOld applies MaxAge. a.mu is held.
+func (a *Agent) dropOld(now time.Time) {
+	if a.MaxAge > 0 {
+		a.outbox.DropOlder(now.Add(-a.MaxAge).UnixMilli())
+	}
+}
+
+// logDrops warns about dropped readings, at most once a minute.
+func (a *Agent) logDrops(now time.Time) {
+	st := a.Stats()
+	total := st.Dropped + st.DroppedAge
+	if total == a.disk.drops || (!a.disk.dropsAt.IsZero() && now.Sub(a.disk.dropsAt) < time.Minute) {
+		return
+	}
+	a.disk.drops, a.disk.dropsAt = total, now
+	a.Logger.Warn("outbox dropped readings", "dropped_full", st.Dropped, "dropped_age", st.DroppedAge, "pending", st.Pending)
+}
+
+// logErr logs a spool error at most once a minute: a failing SD card must
+// not fill the journal too.
+func (a *Agent) logErr(now time.Time, msg string, args ...any) {
+	if !a.disk.errAt.IsZero() && now.Sub(a.disk.errAt) < time.Minute {
+		return
+	}
+	a.disk.errAt = now
+	a.Logger.Error(msg, args...)
+}

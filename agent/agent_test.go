@@ -199,7 +199,7 @@ func TestAgent_Run(t *testing.T) {
 					t.Errorf("envelope %d: device %q boot %q first %v tags %v, want %q %q nil site=home",
 						i, e.Device, e.Boot, e.First, e.Tags, testDevice, testBoot)
 				}
-				if got, want := r.Metrics, (telemetry.Metrics{"test.value": 1, "agent.collector_errors": 0}); !maps(got, want) {
+				if got, want := r.Metrics, (telemetry.Metrics{"test.value": 1, "agent.collector_errors": 0}); !sameMetrics(got, want) {
 					t.Errorf("seq %d: metrics %v, want %v", seq, got, want)
 				}
 			}
@@ -249,8 +249,9 @@ func TestAgent_Run(t *testing.T) {
 				}
 			}
 			a.HandleAck(telemetry.Ack{V: 1, Boot: testBoot, Seq: 11})
-			checkStats(t, a, Stats{Pending: 0, Acked: 11, NextSeq: 12})
 			n := len(h.readings())
+			// Resends are backlog.
+			checkStats(t, a, Stats{Pending: 0, Acked: 11, NextSeq: 12, Replayed: uint64(n - 11)})
 			time.Sleep(time.Second) // 11 s: seq 12 only
 			stop()
 			if got, want := seqsOf(h.readings()[n:]), []uint64{12}; !slices.Equal(got, want) {
@@ -283,9 +284,12 @@ func TestAgent_Run(t *testing.T) {
 			if got, want := time.Since(t0), 5500*time.Millisecond; got != want {
 				t.Fatalf("time %v, want %v: the resend must not wait for a tick", got, want)
 			}
-			if got, want := seqsOf(h.readings()), []uint64{6, 5, 4, 3, 2, 1}; !slices.Equal(got, want) {
+			// The newest first, for the dashboard; then the backlog
+			// oldest first, for the hub's watermark.
+			if got, want := seqsOf(h.readings()), []uint64{6, 1, 2, 3, 4, 5}; !slices.Equal(got, want) {
 				t.Fatalf("delivered %v after Reconnected, want %v", got, want)
 			}
+			checkStats(t, a, Stats{Pending: 6, NextSeq: 7, Replayed: 5})
 		})
 	})
 
@@ -303,7 +307,7 @@ func TestAgent_Run(t *testing.T) {
 			}
 			a.Reconnected()
 			synctest.Wait()
-			if got, want := seqsOf(h.readings()[n:]), []uint64{4, 3, 2}; !slices.Equal(got, want) {
+			if got, want := seqsOf(h.readings()[n:]), []uint64{4, 2, 3}; !slices.Equal(got, want) {
 				t.Errorf("resent %v after Reconnected, want %v", got, want)
 			}
 		})
@@ -326,7 +330,7 @@ func TestAgent_Run(t *testing.T) {
 			for _, e := range h.envelopes() {
 				got = append(got, seqsOf(e.Readings))
 			}
-			want := [][]uint64{{10, 9, 8, 7}, {6, 5, 4, 3}, {2, 1}}
+			want := [][]uint64{{10}, {1, 2, 3, 4}, {5, 6, 7, 8}, {9}}
 			if !slices.EqualFunc(got, want, slices.Equal) {
 				t.Errorf("envelopes %v, want %v", got, want)
 			}
@@ -347,16 +351,18 @@ func TestAgent_Run(t *testing.T) {
 			synctest.Wait()
 
 			envs := h.envelopes()
-			if len(envs) != 1 {
-				t.Fatalf("%d envelopes, want 1", len(envs))
+			if len(envs) != 2 {
+				t.Fatalf("%d envelopes, want 2", len(envs))
 			}
-			if got, want := seqsOf(envs[0].Readings), []uint64{10, 9, 8, 7, 6}; !slices.Equal(got, want) {
-				t.Errorf("seqs %v, want %v", got, want)
+			for i, want := range [][]uint64{{10}, {6, 7, 8, 9}} {
+				if got := seqsOf(envs[i].Readings); !slices.Equal(got, want) {
+					t.Errorf("envelope %d: seqs %v, want %v", i, got, want)
+				}
+				if envs[i].First == nil || *envs[i].First != 6 {
+					t.Errorf("envelope %d: First=%v, want 6", i, envs[i].First)
+				}
 			}
-			if envs[0].First == nil || *envs[0].First != 6 {
-				t.Errorf("First=%v, want 6", envs[0].First)
-			}
-			checkStats(t, a, Stats{Pending: 5, Dropped: 5, NextSeq: 11})
+			checkStats(t, a, Stats{Pending: 5, Dropped: 5, NextSeq: 11, Replayed: 4})
 		})
 	})
 
@@ -385,10 +391,10 @@ func TestAgent_Run(t *testing.T) {
 			if len(envs) < 3 {
 				t.Errorf("%d envelopes, want at least 3 for 640 KB", len(envs))
 			}
-			if got, want := seqsOf(h.readings()), seqRange(12, 1); !slices.Equal(got, want) {
+			if got, want := seqsOf(h.readings()), append([]uint64{12}, seqRange(1, 11)...); !slices.Equal(got, want) {
 				t.Fatalf("delivered %v, want %v", got, want)
 			}
-			checkStats(t, a, Stats{Pending: 12, NextSeq: 13})
+			checkStats(t, a, Stats{Pending: 12, NextSeq: 13, Replayed: 11})
 		})
 	})
 
@@ -414,7 +420,7 @@ func TestAgent_Run(t *testing.T) {
 			}
 			for _, r := range rs {
 				want := telemetry.Metrics{"test.a": 1, "test.b": 2, "failing.partial": 7, "agent.collector_errors": float64(r.Seq)}
-				if !maps(r.Metrics, want) {
+				if !sameMetrics(r.Metrics, want) {
 					t.Errorf("seq %d: metrics %v, want %v", r.Seq, r.Metrics, want)
 				}
 			}
@@ -448,7 +454,7 @@ func TestAgent_Run(t *testing.T) {
 				if r.Seq >= 3 {
 					want["agent.collector_errors"] = 1
 				}
-				if !maps(r.Metrics, want) {
+				if !sameMetrics(r.Metrics, want) {
 					t.Errorf("seq %d: metrics %v, want %v", r.Seq, r.Metrics, want)
 				}
 			}
@@ -485,89 +491,4 @@ func TestAgent_Run(t *testing.T) {
 			checkStats(t, a, Stats{Pending: 1, Acked: 2, NextSeq: 4})
 		})
 	})
-}
-
-func TestAgent_Collect(t *testing.T) {
-	t.Run("OK", func(t *testing.T) {
-		now := time.UnixMilli(1764368400123)
-		a := &Agent{Collectors: []Collector{putCollector("a", telemetry.Metrics{"test.a": 1})}, Now: func() time.Time { return now }}
-		r := a.Collect(context.Background())
-		if r.Seq != 0 || r.TS != now.UnixMilli() {
-			t.Errorf("Seq=%d TS=%d, want 0 %d", r.Seq, r.TS, now.UnixMilli())
-		}
-		if want := (telemetry.Metrics{"test.a": 1, "agent.collector_errors": 0}); !maps(r.Metrics, want) {
-			t.Errorf("metrics %v, want %v", r.Metrics, want)
-		}
-	})
-	t.Run("ErrCollectorCountsAccumulate", func(t *testing.T) {
-		n := 0
-		c := &fakeCollector{
-			NameFunc: func() string { return "flaky" },
-			CollectFunc: func(context.Context, telemetry.Metrics) error {
-				n++
-				if n%2 == 0 {
-					return fmt.Errorf("attempt %d failed", n)
-				}
-				return nil
-			},
-		}
-		a := &Agent{Collectors: []Collector{c, c}}
-		for i, want := range []float64{1, 2, 3} { // every second call fails
-			r := a.Collect(context.Background())
-			if got := r.Metrics["agent.collector_errors"]; got != want {
-				t.Errorf("Collect %d: agent.collector_errors=%v, want %v", i+1, got, want)
-			}
-		}
-	})
-	t.Run("DropsInvalidMetrics", func(t *testing.T) {
-		c := putCollector("bad", telemetry.Metrics{"test.ok": 1, "test.nan": math.NaN(), "test.inf": math.Inf(1), "Test.Upper": 2, "": 3})
-		a := &Agent{Collectors: []Collector{c}}
-		r := a.Collect(context.Background())
-		want := telemetry.Metrics{"test.ok": 1, "agent.collector_errors": 1}
-		if !maps(r.Metrics, want) {
-			t.Errorf("metrics %v, want %v", r.Metrics, want)
-		}
-		if err := telemetry.ValidateMetrics(r.Metrics); err != nil {
-			t.Errorf("Collect returned an invalid reading: %v", err)
-		}
-	})
-}
-
-func TestAgent_Defaults(t *testing.T) {
-	a := &Agent{Device: testDevice, Boot: testBoot, Batch: telemetry.MaxReadings + 1}
-	if got, want := a.Stats(), (Stats{NextSeq: 1}); got != want {
-		t.Fatalf("Stats=%+v, want %+v", got, want)
-	}
-	for _, c := range []struct {
-		name      string
-		got, want any
-	}{
-		{"Interval", a.Interval, DefaultInterval},
-		{"ResendAfter", a.ResendAfter, DefaultResendAfter},
-		{"MaxPending", a.MaxPending, DefaultMaxPending},
-		{"Batch", a.Batch, DefaultBatch},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s=%v, want %v", c.name, c.got, c.want)
-		}
-	}
-	if a.Now == nil || a.Logger == nil {
-		t.Errorf("Now set %v, Logger set %v; want both set", a.Now != nil, a.Logger != nil)
-	}
-	if got, want := a.String(), "agent pi-kitchen boot "+testBoot; got != want {
-		t.Errorf("String()=%q, want %q", got, want)
-	}
-}
-
-// maps reports whether two metric sets are equal.
-func maps(got, want telemetry.Metrics) bool {
-	if len(got) != len(want) {
-		return false
-	}
-	for k, w := range want {
-		if v, ok := got[k]; !ok || v != w {
-			return false
-		}
-	}
-	return true
 }

@@ -9,11 +9,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/fleetwatch/fleetwatch/agent"
+	"github.com/fleetwatch/fleetwatch/agent/spool"
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 )
 
@@ -31,6 +34,15 @@ type Config struct {
 	TLS         TLSConfig         `yaml:"tls"`
 	LogLevel    string            `yaml:"log_level"`
 	Once        bool              `yaml:"-"`
+
+	// The outbox on disk, under StateDir (see package spool): readings
+	// unacked for SpillInterval are on disk; it holds at most
+	// OutboxMaxBytes and nothing older than OutboxMaxAge; after an outage
+	// the backlog goes out at ReplayRate readings per second.
+	SpillInterval  time.Duration `yaml:"spill_interval"`
+	OutboxMaxBytes ByteSize      `yaml:"outbox_max_bytes"`
+	OutboxMaxAge   time.Duration `yaml:"outbox_max_age"`
+	ReplayRate     int           `yaml:"replay_rate"`
 }
 
 // TLSConfig configures ssl:// and mqtts:// brokers. Verification is on
@@ -50,6 +62,11 @@ func DefaultConfig() Config {
 		TopicPrefix: telemetry.DefaultPrefix,
 		StateDir:    "",
 		LogLevel:    "info",
+
+		SpillInterval:  agent.DefaultSpillInterval,
+		OutboxMaxBytes: spool.DefaultMaxBytes,
+		OutboxMaxAge:   agent.DefaultMaxAge,
+		ReplayRate:     agent.DefaultReplayRate,
 	}
 }
 
@@ -67,6 +84,11 @@ func (c *Config) ParseFlags(args []string, getenv func(string) string, stderr io
 	fs.StringVar(&f.Username, "username", c.Username, "MQTT username (password: FLEETWATCH_MQTT_PASSWORD)")
 	fs.StringVar(&f.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.BoolVar(&c.Once, "once", false, "print one reading as JSON on stdout and exit")
+	fs.DurationVar(&f.SpillInterval, "spill-interval", c.SpillInterval, "readings unacked this long are on disk in --state-dir: what a crash can lose")
+	f.OutboxMaxBytes = c.OutboxMaxBytes
+	fs.Var(&f.OutboxMaxBytes, "outbox-max-bytes", "most disk the outbox may use (e.g. 64MiB); the oldest readings go first")
+	fs.DurationVar(&f.OutboxMaxAge, "outbox-max-age", c.OutboxMaxAge, "readings older than this are dropped")
+	fs.IntVar(&f.ReplayRate, "replay-rate", c.ReplayRate, "most backlog readings per second sent after an outage")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: fleetwatch-agent [flags]\n\nCollects this host's readings and publishes them to a Fleetwatch hub over MQTT.\n\nFlags:")
 		fs.PrintDefaults()
@@ -111,6 +133,14 @@ func (c *Config) ParseFlags(args []string, getenv func(string) string, stderr io
 			c.Username = f.Username
 		case "log-level":
 			c.LogLevel = f.LogLevel
+		case "spill-interval":
+			c.SpillInterval = f.SpillInterval
+		case "outbox-max-bytes":
+			c.OutboxMaxBytes = f.OutboxMaxBytes
+		case "outbox-max-age":
+			c.OutboxMaxAge = f.OutboxMaxAge
+		case "replay-rate":
+			c.ReplayRate = f.ReplayRate
 		}
 	})
 	return c.Validate()
@@ -154,6 +184,65 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.SpillInterval < 100*time.Millisecond || c.SpillInterval > time.Hour {
+		return fmt.Errorf("spill_interval %s: want between 100ms and 1h", c.SpillInterval)
+	}
+	if c.OutboxMaxBytes < 64<<10 {
+		return fmt.Errorf("outbox_max_bytes %s: want at least 64KiB", c.OutboxMaxBytes)
+	}
+	if c.OutboxMaxAge < time.Minute {
+		return fmt.Errorf("outbox_max_age %s: want at least 1m", c.OutboxMaxAge)
+	}
+	if c.ReplayRate < 1 || c.ReplayRate > 100_000 {
+		return fmt.Errorf("replay_rate %d: want between 1 and 100000 readings per second", c.ReplayRate)
+	}
+	return nil
+}
+
+// ByteSize is a number of bytes, written as an integer with an optional
+// binary unit: 65536, 512KiB, 64MiB, 1GiB.
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}}
+
+// Set parses s; it makes ByteSize a flag.Value.
+func (b *ByteSize) Set(s string) error {
+	num, unit := strings.TrimSpace(s), int64(1)
+	for _, u := range byteUnits {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, unit = strings.TrimSpace(rest), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > (1<<62)/unit {
+		return fmt.Errorf("size %q: want bytes, or a number with KiB, MiB or GiB", s)
+	}
+	*b = ByteSize(n * unit)
+	return nil
+}
+
+// String formats b in the largest unit that divides it.
+func (b ByteSize) String() string {
+	for _, u := range byteUnits {
+		if b != 0 && int64(b)%u.n == 0 {
+			return strconv.FormatInt(int64(b)/u.n, 10) + u.suffix
+		}
+	}
+	return "0B"
+}
+
+// UnmarshalYAML accepts the same forms as Set.
+func (b *ByteSize) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind != yaml.ScalarNode {
+		return fmt.Errorf("line %d: size: want a scalar", n.Line)
+	}
+	if err := b.Set(n.Value); err != nil {
+		return fmt.Errorf("line %d: %w", n.Line, err)
 	}
 	return nil
 }

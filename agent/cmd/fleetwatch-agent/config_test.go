@@ -23,6 +23,23 @@ func TestConfig_ParseFlags(t *testing.T) {
 		if got, want := c.Interval, 5*time.Second; got != want {
 			t.Fatalf("Interval=%s, want %s", got, want)
 		}
+		if c.SpillInterval != 10*time.Second || c.OutboxMaxBytes != 64<<20 || c.OutboxMaxAge != 7*24*time.Hour || c.ReplayRate != 500 {
+			t.Fatalf("outbox settings %s %s %s %d, want 10s 64MiB 168h0m0s 500",
+				c.SpillInterval, c.OutboxMaxBytes, c.OutboxMaxAge, c.ReplayRate)
+		}
+	})
+
+	t.Run("Outbox", func(t *testing.T) {
+		path := filepath.Join(t.TempDir(), "agent.yaml")
+		os.WriteFile(path, []byte("spill_interval: 2s\noutbox_max_bytes: 1GiB\noutbox_max_age: 24h\nreplay_rate: 50\n"), 0o600)
+		c := DefaultConfig()
+		if err := c.ParseFlags([]string{"--config", path, "--spill-interval=500ms", "--outbox-max-bytes=512KiB"}, noEnv, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		if c.SpillInterval != 500*time.Millisecond || c.OutboxMaxBytes != 512<<10 || c.OutboxMaxAge != 24*time.Hour || c.ReplayRate != 50 {
+			t.Fatalf("outbox settings %s %s %s %d, want 500ms 512KiB 24h0m0s 50 (flags over file)",
+				c.SpillInterval, c.OutboxMaxBytes, c.OutboxMaxAge, c.ReplayRate)
+		}
 	})
 
 	t.Run("ExampleFileIsValid", func(t *testing.T) {
@@ -65,6 +82,12 @@ func TestConfig_ParseFlags(t *testing.T) {
 		"ErrBadBroker":   {args: "--broker=hub:1883", want: "want a URL"},
 		"ErrBadTag":      {yaml: "tags:\n  Site: x\n", want: "tag key"},
 		"ErrBadPrefix":   {args: "--topic-prefix=$SYS", want: "reserve"},
+		"ErrBadSpill":    {args: "--spill-interval=1ms", want: "spill_interval"},
+		"ErrSmallOutbox": {yaml: "outbox_max_bytes: 1KiB\n", want: "outbox_max_bytes"},
+		"ErrBadSize":     {yaml: "outbox_max_bytes: 64MB\n", want: "want bytes, or a number with KiB"},
+		"ErrBadSizeFlag": {args: "--outbox-max-bytes=-1", want: "want bytes"},
+		"ErrBadMaxAge":   {args: "--outbox-max-age=1s", want: "outbox_max_age"},
+		"ErrBadReplay":   {yaml: "replay_rate: 0\n", want: "replay_rate"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var args []string
@@ -82,5 +105,27 @@ func TestConfig_ParseFlags(t *testing.T) {
 				t.Fatalf("err=%v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestByteSize_Set(t *testing.T) {
+	for in, want := range map[string]ByteSize{
+		"0": 0, "65536": 65536, "65536B": 65536, "512KiB": 512 << 10, "64MiB": 64 << 20, "1GiB": 1 << 30, " 2 MiB ": 2 << 20,
+	} {
+		var got ByteSize
+		if err := got.Set(in); err != nil || got != want {
+			t.Errorf("Set(%q)=%d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "x", "1.5MiB", "64MB", "-1", "1KiBB", "9999999999GiB"} {
+		var b ByteSize
+		if err := b.Set(in); err == nil {
+			t.Errorf("Set(%q)=%d, want an error", in, b)
+		}
+	}
+	for b, want := range map[ByteSize]string{0: "0B", 1000: "1000B", 64 << 20: "64MiB", 1536 << 10: "1536KiB"} {
+		if got := b.String(); got != want {
+			t.Errorf("%d.String()=%q, want %q", int64(b), got, want)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent"
 	"github.com/fleetwatch/fleetwatch/agent/collector"
 	"github.com/fleetwatch/fleetwatch/agent/mqttpub"
+	"github.com/fleetwatch/fleetwatch/agent/spool"
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 )
 
@@ -58,15 +60,8 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			return fmt.Errorf("no --device given and the hostname is unusable: %w", err)
 		}
 	}
-	a := &agent.Agent{
-		Device:     cfg.Device,
-		Boot:       newBootID(),
-		Tags:       cfg.Tags,
-		Interval:   cfg.Interval,
-		Collectors: collector.Default(),
-		Logger:     log,
-	}
 	if cfg.Once {
+		a := &agent.Agent{Device: cfg.Device, Collectors: collector.Default(), Logger: log}
 		// Rates and CPU percent need two samples: prime, then report.
 		a.Collect(ctx)
 		time.Sleep(500 * time.Millisecond)
@@ -78,11 +73,32 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		_, err = fmt.Fprintf(stdout, "%s\n", out)
 		return err
 	}
+	boot := newBootID()
+	var sp *spool.Spool
 	if cfg.StateDir != "" {
 		if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 			return fmt.Errorf("create state dir: %w", err)
 		}
+		sp, err = spool.Open(filepath.Join(cfg.StateDir, "outbox"), spool.Options{MaxBytes: int64(cfg.OutboxMaxBytes), Logger: log})
+		if err != nil {
+			return err
+		}
+		if sp, boot = resume(sp, cfg.Device, boot, log); sp != nil {
+			defer sp.Close()
+		}
 	}
+	a := &agent.Agent{
+		Device:        cfg.Device,
+		Boot:          boot,
+		Tags:          cfg.Tags,
+		Interval:      cfg.Interval,
+		Spool:         sp,
+		SpillInterval: cfg.SpillInterval,
+		MaxAge:        cfg.OutboxMaxAge,
+		ReplayRate:    cfg.ReplayRate,
+		Logger:        log,
+	}
+	a.Collectors = append(collector.Default(), a.OutboxMetrics())
 	tlsCfg, err := cfg.tlsConfig()
 	if err != nil {
 		return err
@@ -112,14 +128,41 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		return err
 	}
 	a.Publisher = pub
-	log.Info("fleetwatch agent running", "version", version(), "device", a.Device, "boot", a.Boot, "broker", cfg.Broker, "interval", cfg.Interval)
-	a.Run(ctx) //nolint:errcheck // returns ctx's error on shutdown
 	st := a.Stats()
+	log.Info("fleetwatch agent running", "version", version(), "device", a.Device, "boot", a.Boot, "next_seq", st.NextSeq,
+		"broker", cfg.Broker, "interval", cfg.Interval, "state_dir", cfg.StateDir)
+	// On SIGTERM Run stops collecting and saves the outbox (one group
+	// write and fsync), and only then does Close say offline(shutdown).
+	runErr := a.Run(ctx)
+	if runErr == ctx.Err() { //nolint:errorlint // exactly ctx's error: a normal stop, with the outbox saved
+		runErr = nil
+	}
+	st = a.Stats()
 	closeCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err = pub.Close(closeCtx)
-	log.Info("fleetwatch agent stopped", "pending", st.Pending, "acked", st.Acked, "dropped", st.Dropped)
-	return err
+	log.Info("fleetwatch agent stopped", "pending", st.Pending, "acked", st.Acked, "dropped", st.Dropped+st.DroppedAge,
+		"spilled", st.Spilled, "replayed", st.Replayed)
+	return errors.Join(runErr, err)
+}
+
+// resume picks the boot to number new readings in. After a clean stop it
+// is the stopped run's boot, so the hub's watermark for it simply carries
+// on; after a crash, or with no state, it is boot, a new one, because the
+// crashed run may have sent seqs it never wrote down. The resume point is
+// cleared before any seq is taken; if that fails the state dir is not
+// writable, and this run keeps its outbox in memory rather than not run.
+func resume(sp *spool.Spool, device, boot string, log *slog.Logger) (*spool.Spool, string) {
+	r, ok := sp.Resume()
+	if !ok || r.Device != device {
+		return sp, boot
+	}
+	if err := sp.ClearResume(); err != nil {
+		log.Error("state dir is not writable: keeping the outbox in memory only", "dir", sp.Dir(), "err", err)
+		sp.Close() //nolint:errcheck // nothing was written
+		return nil, boot
+	}
+	return sp, r.Boot
 }
 
 // newBootID names this run's seq numbering: time-ordered for humans,
