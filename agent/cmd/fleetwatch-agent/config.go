@@ -16,6 +16,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fleetwatch/fleetwatch/agent"
+	"github.com/fleetwatch/fleetwatch/agent/collector"
 	"github.com/fleetwatch/fleetwatch/agent/spool"
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 )
@@ -29,11 +30,13 @@ type Config struct {
 	TopicPrefix string            `yaml:"topic_prefix"`
 	StateDir    string            `yaml:"state_dir"`
 	Tags        map[string]string `yaml:"tags"`
-	Username    string            `yaml:"username"`
-	Password    string            `yaml:"password"`
-	TLS         TLSConfig         `yaml:"tls"`
-	LogLevel    string            `yaml:"log_level"`
-	Once        bool              `yaml:"-"`
+	// Custom readings: exec commands and files, see collector.CustomSpec.
+	Custom   []collector.CustomSpec `yaml:"custom"`
+	Username string                 `yaml:"username"`
+	Password string                 `yaml:"password"`
+	TLS      TLSConfig              `yaml:"tls"`
+	LogLevel string                 `yaml:"log_level"`
+	Once     bool                   `yaml:"-"`
 
 	// The outbox on disk, under StateDir (see package spool): readings
 	// unacked for SpillInterval are on disk; it holds at most
@@ -184,6 +187,16 @@ func (c *Config) Validate() error {
 	case "debug", "info", "warn", "error":
 	default:
 		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	if _, err := collector.Custom(c.Custom); err != nil {
+		return err
+	}
+	for _, s := range c.Custom {
+		// Collectors run in turn: a command as slow as the interval would
+		// delay every reading.
+		if len(s.Exec) > 0 && s.Timeout >= c.Interval {
+			return fmt.Errorf("custom %q: timeout %s must be below the interval %s", s.Name, s.Timeout, c.Interval)
+		}
 	}
 	if c.SpillInterval < 100*time.Millisecond || c.SpillInterval > time.Hour {
 		return fmt.Errorf("spill_interval %s: want between 100ms and 1h", c.SpillInterval)

@@ -76,18 +76,21 @@ func TestConfig_ParseFlags(t *testing.T) {
 	for name, tc := range map[string]struct {
 		yaml, args, want string
 	}{
-		"ErrUnknownKey":  {yaml: "brokr: x\n", want: "field brokr not found"},
-		"ErrBadDevice":   {args: "--device=pi/kitchen", want: "device"},
-		"ErrBadInterval": {args: "--interval=1ms", want: "interval"},
-		"ErrBadBroker":   {args: "--broker=hub:1883", want: "want a URL"},
-		"ErrBadTag":      {yaml: "tags:\n  Site: x\n", want: "tag key"},
-		"ErrBadPrefix":   {args: "--topic-prefix=$SYS", want: "reserve"},
-		"ErrBadSpill":    {args: "--spill-interval=1ms", want: "spill_interval"},
-		"ErrSmallOutbox": {yaml: "outbox_max_bytes: 1KiB\n", want: "outbox_max_bytes"},
-		"ErrBadSize":     {yaml: "outbox_max_bytes: 64MB\n", want: "want bytes, or a number with KiB"},
-		"ErrBadSizeFlag": {args: "--outbox-max-bytes=-1", want: "want bytes"},
-		"ErrBadMaxAge":   {args: "--outbox-max-age=1s", want: "outbox_max_age"},
-		"ErrBadReplay":   {yaml: "replay_rate: 0\n", want: "replay_rate"},
+		"ErrUnknownKey":        {yaml: "brokr: x\n", want: "field brokr not found"},
+		"ErrBadDevice":         {args: "--device=pi/kitchen", want: "device"},
+		"ErrBadInterval":       {args: "--interval=1ms", want: "interval"},
+		"ErrBadBroker":         {args: "--broker=hub:1883", want: "want a URL"},
+		"ErrBadTag":            {yaml: "tags:\n  Site: x\n", want: "tag key"},
+		"ErrBadPrefix":         {args: "--topic-prefix=$SYS", want: "reserve"},
+		"ErrCustomExecAndFile": {yaml: "custom:\n  - name: x\n    exec: [\"true\"]\n    file: /tmp/x\n", want: "not both"},
+		"ErrCustomSlowExec":    {yaml: "interval: 1s\ncustom:\n  - name: x\n    exec: [\"true\"]\n    timeout: 2s\n", want: "below the interval"},
+		"ErrCustomBadName":     {yaml: "custom:\n  - name: Bad\n    file: /tmp/x\n", want: "name"},
+		"ErrBadSpill":          {args: "--spill-interval=1ms", want: "spill_interval"},
+		"ErrSmallOutbox":       {yaml: "outbox_max_bytes: 1KiB\n", want: "outbox_max_bytes"},
+		"ErrBadSize":           {yaml: "outbox_max_bytes: 64MB\n", want: "want bytes, or a number with KiB"},
+		"ErrBadSizeFlag":       {args: "--outbox-max-bytes=-1", want: "want bytes"},
+		"ErrBadMaxAge":         {args: "--outbox-max-age=1s", want: "outbox_max_age"},
+		"ErrBadReplay":         {yaml: "replay_rate: 0\n", want: "replay_rate"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var args []string

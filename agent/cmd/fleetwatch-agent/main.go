@@ -60,8 +60,18 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 			return fmt.Errorf("no --device given and the hostname is unusable: %w", err)
 		}
 	}
+	for i := range cfg.Custom {
+		if len(cfg.Custom[i].Exec) > 0 && cfg.Custom[i].Timeout == 0 {
+			cfg.Custom[i].Timeout = min(collector.DefaultExecTimeout, cfg.Interval/2)
+		}
+	}
+	custom, err := collector.Custom(cfg.Custom)
+	if err != nil {
+		return err
+	}
+	collectors := append(collector.Default(), custom...)
 	if cfg.Once {
-		a := &agent.Agent{Device: cfg.Device, Collectors: collector.Default(), Logger: log}
+		a := &agent.Agent{Device: cfg.Device, Collectors: collectors, Logger: log}
 		// Rates and CPU percent need two samples: prime, then report.
 		a.Collect(ctx)
 		time.Sleep(500 * time.Millisecond)
@@ -98,7 +108,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		ReplayRate:    cfg.ReplayRate,
 		Logger:        log,
 	}
-	a.Collectors = append(collector.Default(), a.OutboxMetrics())
+	a.Collectors = append(collectors, a.OutboxMetrics())
 	tlsCfg, err := cfg.tlsConfig()
 	if err != nil {
 		return err

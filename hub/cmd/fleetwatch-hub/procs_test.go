@@ -299,7 +299,11 @@ func observe(t *testing.T, broker, filter string) *observer {
 		o.mu.Unlock()
 	}
 	// Subscribe on every connect: the embedded broker restarts with the hub.
+	// A persistent session: while the observer reconnects after a broker
+	// restart, the broker queues what the agent replays, so the observer
+	// sees every publish, as mosquitto_sub -c would.
 	opts := mqtt.NewClientOptions().AddBroker(broker).SetClientID(fmt.Sprintf("observer-%d", time.Now().UnixNano())).
+		SetCleanSession(false).
 		SetOrderMatters(false).SetMaxReconnectInterval(200 * time.Millisecond).
 		SetOnConnectHandler(func(c mqtt.Client) {
 			tok := c.Subscribe(filter, 1, handler)
