@@ -6,9 +6,10 @@
 // interfaces implemented by agent/collector and agent/mqttpub.
 //
 // The Outbox lives in memory. With a Spool (agent/spool), readings that stay
-// unacked for a while are also written to disk, so that a crash loses only
-// the last SpillInterval and a restart replays the rest; while acks flow,
-// nothing is written.
+// unacked for a while are written to disk, so that a crash loses only the
+// last SpillInterval and a restart replays the rest; while acks flow,
+// nothing is written. Once on disk a reading keeps only a small index entry
+// in memory, and its metrics are read back when it is sent.
 package agent
 
 import (
@@ -45,9 +46,11 @@ type Publisher interface {
 // what fleetwatch-agent configures; an Agent without them has no age bound
 // and no pacing, as simulators replaying long histories need.
 const (
-	DefaultInterval      = 5 * time.Second
-	DefaultResendAfter   = 30 * time.Second
-	DefaultMaxPending    = 100_000
+	DefaultInterval    = 5 * time.Second
+	DefaultResendAfter = 30 * time.Second
+	// DefaultMaxPending bounds readings held in memory (all of them without
+	// a spool): 10,000 full readings are ~36 MB, what a Pi Zero can spare.
+	DefaultMaxPending    = 10_000
 	DefaultBatch         = 500
 	DefaultSpillInterval = 10 * time.Second
 	DefaultMaxAge        = 7 * 24 * time.Hour
@@ -66,7 +69,8 @@ type Agent struct {
 	// ResendAfter is how long a sent reading may stay unacked before the
 	// agent sends it again (the broker or hub may have lost it).
 	ResendAfter time.Duration
-	// MaxPending bounds the outbox; the oldest readings are dropped past it.
+	// MaxPending bounds the readings held in memory (all of them without a
+	// Spool); the oldest are dropped past it. On disk, the spool bounds them.
 	MaxPending int
 	// Batch is the most readings per published envelope.
 	Batch int
@@ -272,6 +276,9 @@ func (a *Agent) flush(ctx context.Context) time.Duration {
 		if len(b.Readings) == 0 {
 			return 0
 		}
+		if b.locs != nil && !a.load(&b) {
+			continue // all of them lost on disk: look again
+		}
 		sent, ok := a.publish(ctx, b)
 		if backlog {
 			a.tokens -= float64(sent)
@@ -404,8 +411,8 @@ type Stats struct {
 	Spilled    uint64 // readings written to the spool
 	Recovered  uint64 // readings read back from the spool at start
 	Replayed   uint64 // backlog readings published: backfill and resends
-	// Damaged counts spool records found damaged at start: each is at
-	// least one lost reading.
+	// Damaged counts spool records found damaged at start or when read
+	// back to be sent: each is at least one lost reading.
 	Damaged    uint64
 	SpoolBytes uint64 // size of the spool's files
 }
@@ -468,4 +475,23 @@ func (a *Agent) logErr(now time.Time, msg string, args ...any) {
 	}
 	a.disk.errAt = now
 	a.Logger.Error(msg, args...)
+}
+
+// load reads back the metrics of b's readings on disk and reports whether
+// any reading is left: one not read back intact is lost (counted damaged,
+// forgotten, and settled by b's "first"). Run's goroutine only, the one
+// that deletes segments, and outside a.mu: the disk can be slow.
+func (a *Agent) load(b *Batch) bool {
+	rs, lost, err := a.Spool.Fill(b.Boot, b.Readings, b.locs)
+	a.mu.Lock()
+	a.spoolStats = a.Spool.Stats()
+	if len(lost) > 0 {
+		b.First = a.outbox.Lost(b.Boot, lost)
+	}
+	a.mu.Unlock()
+	b.Readings, b.locs = rs, nil
+	if err != nil {
+		a.logErr(a.Now(), "outbox readings damaged on disk are lost", "boot", b.Boot, "readings", len(lost), "err", err)
+	}
+	return len(rs) > 0
 }

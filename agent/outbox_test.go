@@ -42,12 +42,23 @@ func sent(n int) *Outbox {
 	return o
 }
 
-func records(boot string, seqs ...uint64) []spool.Record {
-	var out []spool.Record
+// records returns the index of readings of boot on disk, as a spool
+// recovers it: ts is the seq, and each has a made-up place on disk.
+func records(boot string, seqs ...uint64) []spool.Entry {
+	var out []spool.Entry
 	for _, s := range seqs {
-		out = append(out, spool.Record{Boot: boot, Reading: telemetry.Reading{Seq: s, TS: int64(s), Metrics: telemetry.Metrics{"a": 1}}})
+		out = append(out, spool.Entry{Boot: boot, Seq: s, TS: int64(s), Loc: spool.Loc{Seg: 1, Off: uint32(s) * 100, Len: 100}})
 	}
 	return out
+}
+
+// fakeLocs returns a made-up place on disk for each of recs.
+func fakeLocs(recs []spool.Record) []spool.Loc {
+	locs := make([]spool.Loc, len(recs))
+	for i, r := range recs {
+		locs[i] = spool.Loc{Seg: 1, Off: uint32(r.Reading.Seq) * 100, Len: 100}
+	}
+	return locs
 }
 
 func seqs(rs []telemetry.Reading) []uint64 {
@@ -336,11 +347,13 @@ func TestOutbox_Restore(t *testing.T) {
 		o.Restore(records(bootNow, 5, 7), 8)
 		checkBacklog(t, o, 10, bootNow, []uint64{5, 7}, 5)
 	})
-	t.Run("SkipsDuplicatesAndBounds", func(t *testing.T) {
+	t.Run("SkipsDuplicatesAndMemoryBoundDoesNotApply", func(t *testing.T) {
+		// On disk a reading costs memory only for its index entry: the
+		// spool's MaxBytes bounds those, not max.
 		o := NewOutbox(bootNow, 3)
 		o.Restore(records(bootOld, 1, 2, 2, 1, 3, 4, 5), 0)
-		checkOutboxStats(t, o, Stats{Pending: 3, Dropped: 2, NextSeq: 1, Recovered: 5})
-		checkBacklog(t, o, 10, bootOld, []uint64{3, 4, 5}, 3)
+		checkOutboxStats(t, o, Stats{Pending: 5, NextSeq: 1, Recovered: 5})
+		checkBacklog(t, o, 10, bootOld, []uint64{1, 2, 3, 4, 5}, 0)
 	})
 }
 
@@ -351,7 +364,7 @@ func TestOutbox_Spill(t *testing.T) {
 		if !slices.Equal(seqsOfRecords(got), []uint64{1, 2}) {
 			t.Fatalf("Spill=%v, want [1 2]", seqsOfRecords(got))
 		}
-		o.MarkSpilled(got)
+		o.MarkSpilled(got, fakeLocs(got))
 		if got := o.Spill(t0.Add(time.Second)); len(got) != 0 {
 			t.Fatalf("Spill again=%v, want none", seqsOfRecords(got))
 		}
@@ -364,7 +377,7 @@ func TestOutbox_Spill(t *testing.T) {
 		o := newOutbox(100, 3)
 		got := o.Spill(time.Time{})
 		o.Ack(bootNow, 1)
-		o.MarkSpilled(got)
+		o.MarkSpilled(got, fakeLocs(got))
 		checkOutboxStats(t, o, Stats{Pending: 2, Acked: 1, NextSeq: 4, Spilled: 2})
 	})
 }

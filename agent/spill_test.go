@@ -170,14 +170,16 @@ func TestAgent_Spill(t *testing.T) {
 			// their original seqs and timestamps.
 			spilled := a.Stats().Spilled
 			crashed := openSpool(t, copyDir(t, dir), spool.Options{})
-			recs := crashed.Recovered()
-			if got, want := seqsOfRecords(recs), seqRange(1, spilled); !slices.Equal(got, want) {
-				t.Fatalf("a crash now leaves %v, want %v", got, want)
-			}
-			for _, r := range recs {
-				if want := t0.Add(time.Duration(r.Reading.Seq-1) * time.Second).UnixMilli(); r.Boot != testBoot || r.Reading.TS != want {
-					t.Fatalf("seq %d: boot %s ts %d, want %s %d", r.Reading.Seq, r.Boot, r.Reading.TS, testBoot, want)
+			entries := crashed.Recovered()
+			var got []uint64
+			for _, e := range entries {
+				got = append(got, e.Seq)
+				if want := t0.Add(time.Duration(e.Seq-1) * time.Second).UnixMilli(); e.Boot != testBoot || e.TS != want {
+					t.Fatalf("seq %d: boot %s ts %d, want %s %d", e.Seq, e.Boot, e.TS, testBoot, want)
 				}
+			}
+			if want := seqRange(1, spilled); !slices.Equal(got, want) {
+				t.Fatalf("a crash now leaves %v, want %v", got, want)
 			}
 
 			// Back online: everything is delivered, acked and deleted.
@@ -300,6 +302,11 @@ func TestAgent_Run_Restart(t *testing.T) {
 			for _, e := range h.envelopes() {
 				if e.First != nil {
 					t.Fatalf("envelope %v has first=%d, want none: nothing was lost", seqsOf(e.Readings), *e.First)
+				}
+				for _, r := range e.Readings { // 1..6 read back from disk
+					if want := (telemetry.Metrics{"test.value": 1, "agent.collector_errors": 0}); !sameMetrics(r.Metrics, want) {
+						t.Fatalf("seq %d: metrics %v, want %v", r.Seq, r.Metrics, want)
+					}
 				}
 			}
 			time.Sleep(10 * time.Second) // a spill check after the acks

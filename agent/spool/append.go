@@ -2,6 +2,7 @@ package spool
 
 import (
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 )
@@ -10,14 +11,18 @@ import (
 // seq order, with one write and one fsync (plus an fsync of the directory
 // when it starts a segment).
 //
+// It returns where each record went, for Read: locs[i] is recs[i]'s, and
+// zero for a record it dropped. Once Append returns, the caller need not
+// keep the metrics in memory.
+//
 // To stay within MaxBytes it first drops the oldest segments, and if recs
 // alone are more than that, their oldest records. It returns the highest
 // seq per boot that it dropped: the caller must forget those readings too
 // and count them. On error nothing of recs is durable and the spool stays
 // usable: the caller keeps the readings and tries again later.
-func (s *Spool) Append(recs []Record) (dropped map[string]uint64, err error) {
+func (s *Spool) Append(recs []Record) (dropped map[string]uint64, locs []Loc, err error) {
 	if len(recs) == 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	buf := s.buf[:0]
 	offs := make([]int, len(recs)+1) // offs[i]: where recs[i] starts in buf
@@ -31,6 +36,11 @@ func (s *Spool) Append(recs []Record) (dropped map[string]uint64, err error) {
 	}
 
 	fresh := s.active == nil || s.segs[len(s.segs)-1].size+int64(len(buf)) > s.opts.SegmentBytes
+	if int64(len(segMagic)+len(buf)) > math.MaxUint32 || s.nextID > math.MaxUint32 {
+		// A Loc could not point into the segment. Neither happens in
+		// practice: 2^32 segments written, or a 4 GiB group in RAM.
+		return nil, nil, fmt.Errorf("append to spool: %d bytes to segment %d: out of range", len(buf), s.nextID)
+	}
 	dropped = map[string]uint64{}
 	removed := false
 	for {
@@ -46,7 +56,7 @@ func (s *Spool) Append(recs []Record) (dropped map[string]uint64, err error) {
 			continue
 		}
 		if err := s.dropOldest(dropped); err != nil {
-			return dropped, fmt.Errorf("append to spool: %w", err)
+			return dropped, nil, fmt.Errorf("append to spool: %w", err)
 		}
 		removed = true
 	}
@@ -58,19 +68,28 @@ func (s *Spool) Append(recs []Record) (dropped map[string]uint64, err error) {
 	}
 	if first == len(recs) {
 		if removed {
-			err = syncDir(s.dir)
+			if err := syncDir(s.dir); err != nil {
+				return dropped, nil, fmt.Errorf("append to spool: %w", err)
+			}
 		}
-		return dropped, err
+		return dropped, make([]Loc, len(recs)), nil
 	}
 	if err := s.write(recs[first:], buf[offs[first]:], fresh); err != nil {
-		return dropped, fmt.Errorf("append to spool: %w", err)
+		return dropped, nil, fmt.Errorf("append to spool: %w", err)
 	}
 	if removed && !fresh { // a fresh segment has synced the directory already
 		if err := syncDir(s.dir); err != nil {
-			return dropped, fmt.Errorf("append to spool: %w", err)
+			return dropped, nil, fmt.Errorf("append to spool: %w", err)
 		}
 	}
-	return dropped, nil
+	// The group ends the last segment.
+	seg := s.segs[len(s.segs)-1]
+	base := seg.size - int64(offs[len(recs)]-offs[first]) - int64(offs[first])
+	locs = make([]Loc, len(recs))
+	for i := first; i < len(recs); i++ {
+		locs[i] = Loc{Seg: uint32(seg.id), Off: uint32(base + int64(offs[i])), Len: uint32(offs[i+1] - offs[i])}
+	}
+	return dropped, locs, nil
 }
 
 // dropOldest deletes the oldest segment and raises dropped to its records.
@@ -130,6 +149,10 @@ func (s *Spool) write(recs []Record, data []byte, fresh bool) error {
 	for _, r := range recs {
 		seg.live[r.Boot] = max(seg.live[r.Boot], r.Reading.Seq)
 	}
+	if fresh && len(s.segs) == 1 {
+		s.log.Info("outbox spilling to disk: readings stay unacked", "dir", s.dir)
+	}
+	s.log.Debug("outbox spilled", "readings", len(recs), "from_seq", recs[0].Reading.Seq, "to_seq", recs[len(recs)-1].Reading.Seq)
 	return nil
 }
 

@@ -36,6 +36,22 @@ type Record struct {
 	Reading telemetry.Reading
 }
 
+// Loc is where a record lies in the spool: its segment and the byte range
+// of its frame. 32 bits each keep an outbox index entry small; Append
+// keeps segments below 4 GiB and their ids below 2^32.
+type Loc struct {
+	Seg, Off, Len uint32
+}
+
+// Entry indexes a spilled reading: what the agent keeps of it in memory to
+// order, ack, age and bound it, and to read its metrics back (Read).
+type Entry struct {
+	Boot string
+	Seq  uint64
+	TS   int64
+	Loc  Loc
+}
+
 // appendRecord appends the framed encoding of r to b.
 //
 // The payload is: version byte, boot (uvarint length + bytes), seq
@@ -101,10 +117,10 @@ func parseHeader(b []byte) (n int, sum uint32, ok bool) {
 	return n, binary.LittleEndian.Uint32(b[4:8]), true
 }
 
-// decodePayload decodes one record payload. intern shares metric name
-// strings between readings: a recovered backlog of thousands of readings
-// then holds each name once.
-func decodePayload(p []byte, intern map[string]string) (Record, error) {
+// decodePayload decodes one record payload into m, or a new map if m is nil.
+// intern shares metric name and boot strings between readings, so that a
+// replayed batch holds each name once.
+func decodePayload(p []byte, intern map[string]string, m telemetry.Metrics) (Record, error) {
 	d := decoder{b: p}
 	if v := d.byte(); v != payloadVersion {
 		return Record{}, errBadPayload
@@ -118,7 +134,11 @@ func decodePayload(p []byte, intern map[string]string) (Record, error) {
 	if d.err || count > telemetry.MaxMetrics {
 		return Record{}, errBadPayload
 	}
-	r.Reading.Metrics = make(telemetry.Metrics, count)
+	if m == nil {
+		m = make(telemetry.Metrics, count)
+	}
+	clear(m)
+	r.Reading.Metrics = m
 	var name []byte
 	for range count {
 		shared := d.uvarint()

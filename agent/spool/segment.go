@@ -3,8 +3,11 @@ package spool
 import (
 	"fmt"
 	"hash/crc32"
+	"math"
 	"strconv"
 	"strings"
+
+	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 )
 
 // A segment file is the magic and then records, appended and never
@@ -37,12 +40,14 @@ func parseSegName(name string) (uint64, bool) {
 		return 0, false
 	}
 	id, err := strconv.ParseUint(hex, 16, 64)
-	return id, err == nil
+	return id, err == nil && id <= math.MaxUint32 // Append names no other: a Loc could not point into it
 }
 
 // scanned is what recovery found in one segment.
 type scanned struct {
-	records []Record
+	// entries index the intact records; their Loc.Seg is left to the
+	// caller, which knows the segment.
+	entries []Entry
 	// good is the length of the file up to the end of its last intact
 	// record: what follows is a torn write to cut off.
 	good int64
@@ -51,7 +56,9 @@ type scanned struct {
 	damaged int
 }
 
-// scanSegment reads every intact record of a segment file's contents b.
+// scanSegment indexes every intact record of a segment file's contents b.
+// Each record is decoded in full, into one scratch map, so that only those
+// the hub would accept are indexed, yet no reading stays in memory.
 //
 // A write that a crash cut short can only be the last one, so damage that
 // no intact record follows is a torn tail: recovery cuts it off. Damage with
@@ -65,6 +72,7 @@ func scanSegment(b []byte, intern map[string]string) scanned {
 	if string(b[:len(segMagic)]) != segMagic {
 		s.damaged++ // read on: the records may be intact
 	}
+	scratch := telemetry.Metrics{}
 	off := len(segMagic)
 	s.good = int64(off)
 	for off < len(b) {
@@ -73,8 +81,9 @@ func scanSegment(b []byte, intern map[string]string) scanned {
 			end := off + headerLen + n
 			p := b[off+headerLen : end]
 			if crc32.Checksum(p, castagnoli) == sum {
-				if r, err := decodePayload(p, intern); err == nil {
-					s.records = append(s.records, r)
+				if r, err := decodePayload(p, intern, scratch); err == nil {
+					s.entries = append(s.entries, Entry{Boot: r.Boot, Seq: r.Reading.Seq, TS: r.Reading.TS,
+						Loc: Loc{Off: uint32(off), Len: uint32(end - off)}})
 				} else {
 					s.damaged++
 				}

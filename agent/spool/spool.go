@@ -19,6 +19,10 @@
 // then the payload, one reading with its boot. A segment is deleted whole
 // once every reading in it is acked or dropped.
 //
+// Open indexes the records it finds (Recovered) and Append says where it
+// wrote each one; Read fetches a reading's metrics back by that index, so
+// that the agent keeps in memory only the index of what is on disk.
+//
 // The floor of a boot is the seq up to which everything is acked or dropped;
 // Open skips records at or below it. The state file is replaced atomically
 // (temp file, fsync, rename, fsync of the directory) and only exists while
@@ -81,7 +85,8 @@ type Stats struct {
 	Bytes    int64 // size of the segment files
 	Segments int
 	// Damaged counts records that Open found damaged and skipped (a
-	// damaged stretch between intact records counts once).
+	// damaged stretch between intact records counts once), and records
+	// that Read could not read back intact.
 	Damaged uint64
 	// TornBytes is what Open cut off torn tails.
 	TornBytes int64
@@ -115,9 +120,11 @@ type Spool struct {
 	diskResume  *Resume // what the state file on disk holds
 	dirExists   bool
 
-	recovered []Record
+	recovered []Entry
 	stats     Stats
-	buf       []byte
+	buf       []byte            // Append's encoding buffer
+	rbuf      []byte            // Read's buffer
+	intern    map[string]string // boots and metric names, shared by what Read returns
 }
 
 // Open reads the spool in dir. A missing dir is an empty spool: it is
@@ -129,10 +136,11 @@ func Open(dir string, opts Options) (*Spool, error) {
 	if opts.SegmentBytes <= 0 {
 		opts.SegmentBytes = min(max(opts.MaxBytes/16, minSegmentBytes), maxSegmentBytes)
 	}
+	opts.SegmentBytes = min(opts.SegmentBytes, 1<<30) // a Loc's offset is 32 bits
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Spool{dir: dir, opts: opts, log: opts.Logger, nextID: 1, floors: map[string]uint64{}}
+	s := &Spool{dir: dir, opts: opts, log: opts.Logger, nextID: 1, floors: map[string]uint64{}, intern: map[string]string{}}
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, fs.ErrNotExist) {
 		return s, nil
@@ -193,64 +201,6 @@ func (s *Spool) readState() map[string]uint64 {
 		s.resume, s.diskResume = st.Resume, st.Resume
 	}
 	return st.Floors
-}
-
-// recover scans the segments ids, cuts torn tails and deletes segments with
-// nothing left to send. It reports whether it removed any file.
-func (s *Spool) recover(ids []uint64, floors map[string]uint64) (removed bool, err error) {
-	intern := map[string]string{}
-	last := map[string]uint64{} // records of a boot are appended in seq order
-	for _, id := range ids {
-		path := filepath.Join(s.dir, segName(id))
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return removed, fmt.Errorf("open spool: %w", err)
-		}
-		sc := scanSegment(b, intern)
-		seg := &segment{id: id, size: sc.good, live: map[string]uint64{}}
-		for _, r := range sc.records {
-			seq := r.Reading.Seq
-			if seq <= floors[r.Boot] || seq <= last[r.Boot] {
-				continue
-			}
-			last[r.Boot], seg.live[r.Boot] = seq, seq
-			s.recovered = append(s.recovered, r)
-		}
-		if sc.damaged > 0 {
-			s.stats.Damaged += uint64(sc.damaged)
-			s.log.Warn("spool segment damaged; skipped what could not be read", "file", path, "damaged", sc.damaged)
-		}
-		if len(seg.live) == 0 {
-			if err := os.Remove(path); err != nil {
-				return removed, fmt.Errorf("open spool: %w", err)
-			}
-			removed = true
-			continue
-		}
-		if torn := int64(len(b)) - sc.good; torn > 0 {
-			s.stats.TornBytes += torn
-			s.log.Warn("spool segment has a torn tail; cutting it off", "file", path, "bytes", torn)
-			if err := truncate(path, sc.good); err != nil {
-				return removed, fmt.Errorf("open spool: %w", err)
-			}
-		}
-		s.segs = append(s.segs, seg)
-		s.stats.Bytes += seg.size
-	}
-	for boot := range last {
-		if f := floors[boot]; f > 0 {
-			s.floors[boot] = f
-		}
-	}
-	return removed, nil
-}
-
-// Recovered returns, once, the readings Open found that are above their
-// boot's floor: oldest first, and in seq order within a boot.
-func (s *Spool) Recovered() []Record {
-	r := s.recovered
-	s.recovered = nil
-	return r
 }
 
 // Resume returns what the last clean stop left, as Open read it.
@@ -340,10 +290,13 @@ func (s *Spool) trim(floors map[string]uint64) error {
 			delete(s.floors, boot)
 		}
 	}
-	if removed {
-		return syncDir(s.dir)
+	if !removed {
+		return nil
 	}
-	return nil
+	if len(s.segs) == 0 {
+		s.log.Info("outbox drained from disk", "dir", s.dir)
+	}
+	return syncDir(s.dir)
 }
 
 func (s *Spool) covered(seg *segment) bool {

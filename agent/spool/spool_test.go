@@ -51,30 +51,39 @@ func mustOpen(t *testing.T, dir string, opts Options) *Spool {
 	return s
 }
 
-func mustAppend(t *testing.T, s *Spool, rs []Record) {
+// mustAppend appends rs, none of them dropped, and returns their entries.
+func mustAppend(t *testing.T, s *Spool, rs []Record) []Entry {
 	t.Helper()
-	if dropped, err := s.Append(rs); err != nil || len(dropped) != 0 {
+	dropped, locs, err := s.Append(rs)
+	if err != nil || len(dropped) != 0 {
 		t.Fatalf("Append: dropped %v, err %v; want none", dropped, err)
 	}
+	if len(locs) != len(rs) {
+		t.Fatalf("Append returned %d locs for %d records", len(locs), len(rs))
+	}
+	out := make([]Entry, len(rs))
+	for i, r := range rs {
+		out[i] = Entry{Boot: r.Boot, Seq: r.Reading.Seq, TS: r.Reading.TS, Loc: locs[i]}
+	}
+	return out
 }
 
-// checkRecovered reopens dir and checks what it recovers.
+// checkRecovered reopens dir and checks what it recovers, reading every
+// record back as the agent does when it replays them.
 func checkRecovered(t *testing.T, dir string, want []Record) *Spool {
 	t.Helper()
 	s := mustOpen(t, dir, Options{})
 	got := s.Recovered()
 	if len(got) != len(want) {
-		t.Fatalf("recovered %d records %v, want %d %v", len(got), keys(got), len(want), keys(want))
+		t.Fatalf("recovered %d records %v, want %d %v", len(got), entryKeys(got), len(want), keys(want))
 	}
 	for i := range want {
-		if got[i].Boot != want[i].Boot || got[i].Reading.Seq != want[i].Reading.Seq || got[i].Reading.TS != want[i].Reading.TS {
-			t.Fatalf("record %d is %s/%d ts %d, want %s/%d ts %d", i, got[i].Boot, got[i].Reading.Seq, got[i].Reading.TS,
+		if got[i].Boot != want[i].Boot || got[i].Seq != want[i].Reading.Seq || got[i].TS != want[i].Reading.TS {
+			t.Fatalf("record %d is %s/%d ts %d, want %s/%d ts %d", i, got[i].Boot, got[i].Seq, got[i].TS,
 				want[i].Boot, want[i].Reading.Seq, want[i].Reading.TS)
 		}
-		if !equalMetrics(got[i].Reading.Metrics, want[i].Reading.Metrics) {
-			t.Fatalf("record %d metrics %v, want %v", i, got[i].Reading.Metrics, want[i].Reading.Metrics)
-		}
 	}
+	checkRead(t, s, got, want)
 	return s
 }
 
@@ -146,8 +155,9 @@ func TestSpool_Open(t *testing.T) {
 		s.Close()
 		os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("mine"), 0o600)
 		os.WriteFile(filepath.Join(dir, stateName+".tmp"), []byte("{"), 0o600)
+		os.WriteFile(filepath.Join(dir, "seg-0000000100000000.log"), []byte(segMagic), 0o600) // no Loc could point into it
 		checkRecovered(t, dir, recs(bootA, 1, 2))
-		if got, want := files(t, dir), []string{"notes.txt", segName(1)}; !slices.Equal(got, want) {
+		if got, want := files(t, dir), []string{"notes.txt", segName(1), "seg-0000000100000000.log"}; !slices.Equal(got, want) {
 			t.Fatalf("files %v, want %v", got, want)
 		}
 	})
@@ -207,7 +217,7 @@ func TestSpool_Append(t *testing.T) {
 		s := mustOpen(t, dir, Options{MaxBytes: 16 + 4*one, SegmentBytes: 8 + 2*one})
 		mustAppend(t, s, recs(bootA, 1, 2))
 		mustAppend(t, s, recs(bootA, 3, 4))
-		dropped, err := s.Append(recs(bootA, 5, 6))
+		dropped, _, err := s.Append(recs(bootA, 5, 6))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -225,12 +235,15 @@ func TestSpool_Append(t *testing.T) {
 		one := int64(len(appendRecord(nil, rec(bootA, 1))))
 		s := mustOpen(t, dir, Options{MaxBytes: 8 + 3*one})
 		mustAppend(t, s, recs(bootB, 1, 1))
-		dropped, err := s.Append(recs(bootA, 1, 5))
+		dropped, locs, err := s.Append(recs(bootA, 1, 5))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if dropped[bootA] != 2 || dropped[bootB] != 1 {
 			t.Fatalf("dropped %v, want %s through 2 and %s through 1", dropped, bootA, bootB)
+		}
+		if locs[0] != (Loc{}) || locs[1] != (Loc{}) || locs[2] == (Loc{}) {
+			t.Fatalf("locs %v, want zero for the two dropped records only", locs)
 		}
 		s.Close()
 		checkRecovered(t, dir, recs(bootA, 3, 5))
@@ -239,8 +252,8 @@ func TestSpool_Append(t *testing.T) {
 		file := filepath.Join(t.TempDir(), "outbox")
 		s := mustOpen(t, file, Options{}) // not there yet
 		os.WriteFile(file, nil, 0o600)
-		_, err := s.Append(recs(bootA, 1, 1))
-		if err == nil || !strings.HasPrefix(err.Error(), "append to spool: ") {
+		_, locs, err := s.Append(recs(bootA, 1, 1))
+		if err == nil || !strings.HasPrefix(err.Error(), "append to spool: ") || locs != nil {
 			t.Fatalf("err=%v, want an append to spool error", err)
 		}
 		os.Remove(file)
@@ -465,8 +478,16 @@ func FuzzScanSegment(f *testing.F) {
 		if s.good < 0 || s.good > int64(len(b)) {
 			t.Fatalf("good=%d outside [0, %d]", s.good, len(b))
 		}
-		for _, r := range s.records {
-			env := telemetry.Envelope{V: 1, Device: "d", Boot: r.Boot, Readings: []telemetry.Reading{r.Reading}}
+		sp := &Spool{intern: map[string]string{}}
+		for _, e := range s.entries {
+			if int64(e.Loc.Off)+int64(e.Loc.Len) > s.good {
+				t.Fatalf("entry %+v beyond the intact part, %d bytes", e, s.good)
+			}
+			m, err := sp.decode(b[e.Loc.Off:e.Loc.Off+e.Loc.Len], e)
+			if err != nil {
+				t.Fatalf("indexed entry %+v does not decode: %v", e, err)
+			}
+			env := telemetry.Envelope{V: 1, Device: "d", Boot: e.Boot, Readings: []telemetry.Reading{{Seq: e.Seq, TS: e.TS, Metrics: m}}}
 			if err := env.Validate("d"); err != nil {
 				t.Fatalf("recovered a reading the hub would reject: %v", err)
 			}
