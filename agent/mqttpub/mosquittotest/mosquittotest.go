@@ -110,10 +110,11 @@ user root
 persistence true
 persistence_location %s/
 autosave_interval 1
-max_inflight_messages 5000
+max_inflight_messages 10000
 max_queued_messages 100000
 max_queued_bytes 0
 max_packet_size 524288
+set_tcp_nodelay true
 log_dest stderr
 log_type error
 log_type warning

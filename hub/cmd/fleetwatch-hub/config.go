@@ -42,7 +42,7 @@ func DefaultConfig() Config {
 		Data:           "./data",
 		TopicPrefix:    telemetry.DefaultPrefix,
 		ClientID:       "fleetwatch-hub",
-		CommitInterval: 250 * time.Millisecond,
+		CommitInterval: 500 * time.Millisecond,
 		FleetInterval:  time.Second,
 		Heartbeat:      15 * time.Second,
 		LogLevel:       "info",

@@ -30,7 +30,7 @@ func TestConfig_ParseFlags(t *testing.T) {
 		if err := c.ParseFlags([]string{"--config", "../../../configs/hub.example.yaml"}, noEnv, io.Discard); err != nil {
 			t.Fatal(err)
 		}
-		if got, want := c.CommitInterval, 250*time.Millisecond; got != want {
+		if got, want := c.CommitInterval, 500*time.Millisecond; got != want {
 			t.Fatalf("CommitInterval=%s, want %s", got, want)
 		}
 	})
