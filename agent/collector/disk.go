@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/shirou/gopsutil/v3/disk"
 
@@ -88,21 +90,48 @@ func selectMounts(parts []disk.PartitionStat) []mount {
 	return out
 }
 
-// Disk reports space on real mounted filesystems. It keeps no state.
-type Disk struct{}
+// DefaultMountRefresh is how often Disk re-reads the mount table: mounts
+// change rarely, and parsing mountinfo was a quarter of a collection cycle.
+const DefaultMountRefresh = time.Minute
+
+// Disk reports space on real mounted filesystems.
+type Disk struct {
+	// Refresh is how often the mount list is re-read; default
+	// DefaultMountRefresh.
+	Refresh time.Duration
+	// Now is the clock for Refresh; default time.Now.
+	Now func() time.Time
+
+	mu     sync.Mutex
+	mounts []mount
+	at     time.Time
+}
 
 // Name implements agent.Collector.
-func (Disk) Name() string { return "disk" }
+func (*Disk) Name() string { return "disk" }
 
 // Collect implements agent.Collector. A mount that fails is reported in the
 // error; the others are still collected.
-func (Disk) Collect(ctx context.Context, m telemetry.Metrics) error {
-	parts, err := disk.PartitionsWithContext(ctx, false)
-	if err != nil {
-		return fmt.Errorf("list partitions: %w", err)
+func (d *Disk) Collect(ctx context.Context, m telemetry.Metrics) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := nowFunc(d.Now)()
+	refresh := d.Refresh
+	if refresh <= 0 {
+		refresh = DefaultMountRefresh
+	}
+	if d.mounts == nil || now.Sub(d.at) >= refresh || now.Before(d.at) {
+		parts, err := disk.PartitionsWithContext(ctx, false)
+		if err != nil {
+			return fmt.Errorf("list partitions: %w", err)
+		}
+		d.mounts, d.at = selectMounts(parts), now
+		if d.mounts == nil {
+			d.mounts = []mount{}
+		}
 	}
 	var errs []error
-	for _, mt := range selectMounts(parts) {
+	for _, mt := range d.mounts {
 		if err := ctx.Err(); err != nil {
 			errs = append(errs, fmt.Errorf("read disk usage: %w", err))
 			break

@@ -2,6 +2,7 @@ package collector
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -90,5 +91,39 @@ func TestDiskIO_updateCap(t *testing.T) {
 	}
 	if _, ok := m["diskio.sd00.read_bytes_per_s"]; !ok {
 		t.Errorf("sd00 missing: the cap must keep the first names in order")
+	}
+}
+
+func TestParseDiskstats(t *testing.T) {
+	const sample = `   8       0 sda 1000 10 2048 300 500 20 4096 600 0 700 900 0 0 0 0
+ 179       0 mmcblk0 7 0 1 0 9
+   7       0 loop0 1 0 2 0 0 0 0 0 0 0 0 0 0 0 0
+`
+	for _, tc := range []struct {
+		name    string
+		in      string
+		want    map[string][2]uint64
+		wantErr bool
+	}{
+		{name: "OK", in: sample[:strings.Index(sample, " 179")] + "\n" + sample[strings.Index(sample, "   7"):],
+			want: map[string][2]uint64{"sda": {2048 * 512, 4096 * 512}, "loop0": {2 * 512, 0}}},
+		{name: "ErrShortLine", in: sample, want: map[string][2]uint64{"sda": {2048 * 512, 4096 * 512}}, wantErr: true},
+		{name: "ErrNotNumber", in: "8 0 sda 1 2 x 4 5 6 7 8 9 10 11\n", want: map[string][2]uint64{}, wantErr: true},
+		{name: "Empty", in: "", want: map[string][2]uint64{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := parseDiskstats(tc.in)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err=%v, wantErr %v", err, tc.wantErr)
+			}
+			if len(got) != len(tc.want) {
+				t.Fatalf("got %d devices %v, want %d", len(got), got, len(tc.want))
+			}
+			for name, w := range tc.want {
+				if g := got[name]; g.ReadBytes != w[0] || g.WriteBytes != w[1] {
+					t.Fatalf("%s: read=%d write=%d, want %d %d", name, g.ReadBytes, g.WriteBytes, w[0], w[1])
+				}
+			}
+		})
 	}
 }

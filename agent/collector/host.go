@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 )
@@ -124,7 +126,19 @@ type Host struct {
 	ProcRoot string
 	// SysRoot is where sysfs is mounted; default "/sys".
 	SysRoot string
+	// ProcsEvery is how often processes are counted (a directory walk of
+	// /proc); default DefaultProcsEvery. Between counts the last is reported.
+	ProcsEvery time.Duration
+	// Now is the clock for ProcsEvery; default time.Now.
+	Now func() time.Time
+
+	mu      sync.Mutex
+	procs   int
+	procsAt time.Time
 }
+
+// DefaultProcsEvery keeps the process count, an expensive call, at a low rate.
+const DefaultProcsEvery = 15 * time.Second
 
 // Name implements agent.Collector.
 func (*Host) Name() string { return "host" }
@@ -144,11 +158,23 @@ func (h *Host) Collect(_ context.Context, m telemetry.Metrics) error {
 		put(m, "host.uptime_s", up)
 	}
 
-	if n, err := countProcs(proc); err != nil {
-		errs = append(errs, fmt.Errorf("count processes: %w", err))
-	} else {
-		put(m, "host.procs", float64(n))
+	h.mu.Lock()
+	now := nowFunc(h.Now)()
+	every := h.ProcsEvery
+	if every <= 0 {
+		every = DefaultProcsEvery
 	}
+	if h.procsAt.IsZero() || now.Sub(h.procsAt) >= every || now.Before(h.procsAt) {
+		if n, err := countProcs(proc); err != nil {
+			errs = append(errs, fmt.Errorf("count processes: %w", err))
+		} else {
+			h.procs, h.procsAt = n, now
+		}
+	}
+	if !h.procsAt.IsZero() {
+		put(m, "host.procs", float64(h.procs))
+	}
+	h.mu.Unlock()
 
 	if s, ok, err := readOptional(filepath.Join(sys, cpuFreqFile)); err != nil {
 		errs = append(errs, fmt.Errorf("read cpu frequency: %w", err))

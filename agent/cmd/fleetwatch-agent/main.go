@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"syscall"
 	"time"
@@ -30,6 +31,12 @@ import (
 var Version = ""
 
 func main() {
+	// One reading a second needs no parallelism; one P means fewer runtime
+	// threads waking up, which is most of an idle agent's CPU. GOMAXPROCS
+	// in the environment still wins.
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := DefaultConfig()
