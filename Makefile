@@ -5,7 +5,7 @@ LDFLAGS := -s -w -X main.Version=$(VERSION)
 GO      ?= go
 BINS    := ./agent/cmd/fleetwatch-agent ./hub/cmd/fleetwatch-hub ./agent/cmd/fleetwatch-sim
 
-.PHONY: all build run test deps vet race arm check-deps test-js fuzz clean
+.PHONY: all build run test deps vet race arm check-deps test-js fuzz bench bench-smoke bench-go benchstat dist clean
 
 all: build
 
@@ -19,7 +19,7 @@ run: build
 	./scripts/run.sh
 
 ## test: everything CI checks (installs mosquitto/node if missing and root)
-test: deps vet race arm check-deps test-js
+test: deps vet race arm check-deps test-js bench-smoke
 	@echo "make test: all checks passed"
 
 deps:
@@ -49,5 +49,33 @@ fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeTelemetry -fuzztime=$(FUZZTIME) ./agent/telemetry/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeStatus -fuzztime=$(FUZZTIME) ./agent/telemetry/
 
+## bench: real scene on this machine, each figure next to its baseline from
+## the same run; table on stdout, JSON in bin/bench.json. BENCH=full for
+## the goal sizes (10,000 devices, 10,000 WS clients); BENCH_* or flags
+## (./bin/fleetwatch-bench -h) for others.
+bench: build
+	$(GO) build -o bin/fleetwatch-bench ./scripts/bench
+	./bin/fleetwatch-bench --bin bin --json bin/bench.json
+
+## bench-smoke: the harness at tiny sizes, for make test: it judges no
+## figure but fails if the scene breaks
+bench-smoke: build
+	$(GO) build -o bin/fleetwatch-bench ./scripts/bench
+	./bin/fleetwatch-bench --smoke --bin bin --json bin/bench-smoke.json
+
+## bench-go: hot-path Go benchmarks ×5 into bin/bench-go.txt; compare two
+## runs with `make benchstat OLD=old.txt NEW=bin/bench-go.txt`
+BENCHSTAT := golang.org/x/perf/cmd/benchstat@v0.0.0-20260908200009-22c9c6c9d4da
+bench-go:
+	@mkdir -p bin
+	set -o pipefail; $(GO) test -run '^$$' -bench . -benchmem -count 5 ./agent/telemetry/ ./hub/... | tee bin/bench-go.txt
+
+benchstat:
+	$(GO) run $(BENCHSTAT) $(OLD) $(NEW)
+
+## dist: static stripped binaries, .debs and agent tarballs for linux armv6/armv7/arm64/amd64 in dist/
+dist:
+	VERSION=$(VERSION) GO=$(GO) ./scripts/dist.sh
+
 clean:
-	rm -rf bin
+	rm -rf bin dist
