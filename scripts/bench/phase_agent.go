@@ -89,6 +89,9 @@ func (b *Bench) phaseAgent(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// The agent must not wear out an SD card while the hub acks: nothing
+	// written while online.
+	wb0, wbErr := writeBytes(agent.PID)
 	var nm *Meter
 	if ne != nil {
 		if nm, err = StartMeter(ne.PID); err != nil {
@@ -101,14 +104,25 @@ func (b *Bench) phaseAgent(ctx context.Context) error {
 	if err := sleep(ctx, b.Sizes.AgentWindow); err != nil {
 		return err
 	}
+	wb1, err := writeBytes(agent.PID)
+	if wbErr == nil {
+		wbErr = err
+	}
 	au, err := am.Stop()
 	if err != nil {
 		return err
 	}
+	written := "disk writes not measured: " + errText(wbErr)
+	if wbErr == nil {
+		written = fmt.Sprintf("%.0f B/s written to disk while online", float64(wb1-wb0)/au.Wall.Seconds())
+	}
 	row := Row{Name: "agent",
-		Figure: fmt.Sprintf("RSS %s mean (max %s), CPU %.3f%% of a core over %.0f s at 1 s; linux/arm64 stripped %s",
-			mb(au.RSSMeanKB), mb(float64(au.RSSMaxKB)), au.CPUPercent, au.Wall.Seconds(), size),
+		Figure: fmt.Sprintf("RSS %s mean (max %s), CPU %.3f%% of a core over %.0f s at 1 s; %s; linux/arm64 stripped %s",
+			mb(au.RSSMeanKB), mb(float64(au.RSSMaxKB)), au.CPUPercent, au.Wall.Seconds(), written, size),
 		Values: map[string]float64{"agent_rss_kb": au.RSSMeanKB, "agent_cpu_pct": au.CPUPercent, "arm64_bytes": float64(b.armBytes)},
+	}
+	if wbErr == nil {
+		row.Values["agent_disk_write_bytes_per_s"] = float64(wb1-wb0) / au.Wall.Seconds()
 	}
 	if nm == nil {
 		row.Baseline = "not measured: " + neWhy
