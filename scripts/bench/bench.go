@@ -98,7 +98,7 @@ func (b *Bench) Run(ctx context.Context) (rep *Report, err error) {
 		b.Log.Info("phase", "name", s.name)
 		if err := s.fn(ctx); err != nil {
 			if cause := context.Cause(ctx); cause != nil && cause != ctx.Err() {
-				err = cause // the memory guard, rather than "context canceled"
+				err = cause // the memory guard or the budget, rather than "context canceled"
 			}
 			return rep, fmt.Errorf("%s: %w", s.name, err)
 		}

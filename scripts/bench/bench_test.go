@@ -160,3 +160,20 @@ func TestJudge(t *testing.T) {
 		t.Errorf("caveat: %q", r.Why)
 	}
 }
+
+func TestRunBudget(t *testing.T) {
+	for _, tc := range []struct {
+		profile, env string
+		want         time.Duration
+	}{
+		{"default", "", 10 * time.Minute},
+		{"full", "", 45 * time.Minute},
+		{"smoke", "", 3 * time.Minute},
+		{"full", "90s", 90 * time.Second},
+		{"default", "garbage", 10 * time.Minute},
+	} {
+		if got := runBudget(tc.profile, tc.env); got != tc.want {
+			t.Fatalf("runBudget(%q, %q)=%s, want %s", tc.profile, tc.env, got, tc.want)
+		}
+	}
+}

@@ -143,6 +143,11 @@ func run() int {
 	defer stop()
 	ctx, guardStop := memoryGuard(ctx, log)
 	defer guardStop()
+	// A load run is bounded in time as well as in count: past its budget it
+	// stops every process and reports the rows it did not reach, with why.
+	budget := runBudget(sz.Profile, os.Getenv("BENCH_BUDGET"))
+	ctx, cancelBudget := context.WithTimeoutCause(ctx, budget, fmt.Errorf("%w of %s (BENCH_BUDGET)", errBudget, budget))
+	defer cancelBudget()
 	raiseNoFile(log)
 
 	dir, err := os.MkdirTemp("", "fleetwatch-bench-")
@@ -171,6 +176,10 @@ func run() int {
 		os.RemoveAll(dir)
 	}
 	if err != nil {
+		if cause := context.Cause(ctx); errors.Is(cause, errBudget) {
+			log.Error("stopped at the time budget; every process stopped", "cause", cause)
+			return 1
+		}
 		if cause := context.Cause(ctx); errors.Is(cause, errMemory) {
 			log.Error("stopped by the memory guard; every process stopped", "cause", cause)
 			return 1
@@ -198,4 +207,22 @@ func raiseNoFile(log *slog.Logger) {
 	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		log.Warn("setrlimit", "err", err)
 	}
+}
+
+// errBudget is the cause of a run stopped at its time budget.
+var errBudget = errors.New("time budget exceeded")
+
+// runBudget is the longest a run may take: BENCH_BUDGET when set, else a
+// margin over what the profile needs on 2 cores.
+func runBudget(profile, env string) time.Duration {
+	if d, err := time.ParseDuration(env); err == nil && d > 0 {
+		return d
+	}
+	switch profile {
+	case "full":
+		return 45 * time.Minute
+	case "smoke":
+		return 3 * time.Minute
+	}
+	return 10 * time.Minute
 }
