@@ -19,6 +19,14 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 	export DEBIAN_FRONTEND=noninteractive
 	apt-get update -qq
 	apt-get install -y -qq --no-install-recommends "${need_pkgs[@]}" >/dev/null
+	# Tests spawn their own mosquitto on free ports; the package's system
+	# service would sit on :1883, where `make run` puts the hub's embedded
+	# broker. Stop the service we just caused to exist; the binary stays.
+	if [[ " ${need_pkgs[*]} " == *" mosquitto "* ]] && command -v systemctl >/dev/null 2>&1 &&
+		systemctl is-enabled mosquitto >/dev/null 2>&1; then
+		echo "deps: disabling the mosquitto system service (tests and make run start their own brokers)" >&2
+		systemctl disable --now mosquitto >/dev/null 2>&1 || true
+	fi
 	exit 0
 fi
 
