@@ -17,7 +17,10 @@ for cmd in ./agent/cmd/fleetwatch-agent; do
 done
 
 # The guard must be able to fail: the hub does link bbolt and melody.
-if ! go list -deps ./hub/cmd/fleetwatch-hub | grep -qE "^(go\.etcd\.io/bbolt|github\.com/olahol/melody)$"; then
+# (Listed into a variable first: grep -q would exit early, and with pipefail
+# go list's SIGPIPE would fail the check at random.)
+hubdeps=$(go list -deps ./hub/cmd/fleetwatch-hub)
+if [ "$(grep -cE "^(go\.etcd\.io/bbolt|github\.com/olahol/melody)$" <<<"$hubdeps")" -ne 2 ]; then
 	echo "check-deps: self-check failed: the query no longer sees bbolt/melody in the hub" >&2
 	status=1
 fi
