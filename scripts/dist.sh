@@ -90,9 +90,9 @@ check_deb() {
 		return
 	fi
 	[[ $(dpkg-deb -f "$deb" Architecture) == "$arch" ]] || { echo "dist.sh: $deb: Architecture is not $arch" >&2; exit 1; }
-	dpkg-deb --contents "$deb" | grep -q " \./usr/bin/$name$" || { echo "dist.sh: $deb lacks /usr/bin/$name" >&2; exit 1; }
-	dpkg-deb --contents "$deb" | grep -q " \./lib/systemd/system/$name.service$" || { echo "dist.sh: $deb lacks its unit" >&2; exit 1; }
-	dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -qx "/etc/fleetwatch/${name#fleetwatch-}.yaml" ||
+	dpkg-deb --contents "$deb" | grep " \./usr/bin/$name$" >/dev/null || { echo "dist.sh: $deb lacks /usr/bin/$name" >&2; exit 1; }
+	dpkg-deb --contents "$deb" | grep " \./lib/systemd/system/$name.service$" >/dev/null || { echo "dist.sh: $deb lacks its unit" >&2; exit 1; }
+	dpkg-deb --ctrl-tarfile "$deb" | tar -xO ./conffiles | grep -x "/etc/fleetwatch/${name#fleetwatch-}.yaml" >/dev/null ||
 		{ echo "dist.sh: $deb: config is not a conffile" >&2; exit 1; }
 	local sys=""
 	for d in /usr/lib/systemd/system /lib/systemd/system; do

@@ -169,7 +169,7 @@ ensure_user() {
 		fi
 		# --prefix edits $root/etc/{passwd,group,...} without chroot, so the
 		# root may hold another architecture's binaries.
-		if ! useradd --help 2>&1 | grep -q -- --prefix; then
+		if ! useradd --help 2>&1 | grep -- --prefix >/dev/null; then
 			warn "this useradd has no --prefix: not creating user $SVC_USER in $root"
 			return
 		fi
