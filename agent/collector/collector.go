@@ -3,6 +3,7 @@ package collector
 import (
 	"math"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent"
@@ -40,12 +41,26 @@ func Default() []agent.Collector {
 }
 
 // put sets m[name] unless v is NaN or ±Inf, which the wire contract
-// rejects: one odd sensor must not cost the whole reading.
+// rejects: one odd sensor must not cost the whole reading. Percentages and
+// rates are rounded to 0.01: the 15 digits of 9.547738693467336 are noise,
+// cost bytes on the wire, and cost ~8× the storage of a rounded value.
 func put(m telemetry.Metrics, name string, v float64) {
 	if math.IsNaN(v) || math.IsInf(v, 0) {
 		return
 	}
+	if rounded(name) {
+		v = math.Round(v*100) / 100
+	}
 	m[name] = v
+}
+
+// rounded reports whether name is a computed ratio or rate.
+func rounded(name string) bool {
+	switch name {
+	case "cpu.user", "cpu.system", "cpu.iowait", "cpu.steal":
+		return true
+	}
+	return strings.HasSuffix(name, "percent") || strings.HasSuffix(name, "_per_s")
 }
 
 // Sanitize turns a mount point, device, interface or sensor name into a

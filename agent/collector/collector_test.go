@@ -162,3 +162,33 @@ func BenchmarkDefault_Collect(b *testing.B) {
 		}
 	}
 }
+
+func TestPut_Rounding(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		in   float64
+		want float64
+	}{
+		{"cpu.percent", 9.547738693467336, 9.55},
+		{"cpu.core.1.percent", 99.999, 100},
+		{"cpu.user", 1.234567, 1.23},
+		{"mem.used_percent", 41.2049, 41.2},
+		{"net.eth0.rx_bytes_per_s", 2195842.193819305, 2195842.19},
+		{"mem.total_bytes", 25276026880, 25276026880},
+		{"temp.soc", 48.312, 48.312},
+		{"load.1", 0.4567, 0.4567},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := telemetry.Metrics{}
+			put(m, tc.name, tc.in)
+			if got := m[tc.name]; got != tc.want {
+				t.Fatalf("put(%s, %v)=%v, want %v", tc.name, tc.in, got, tc.want)
+			}
+		})
+	}
+	m := telemetry.Metrics{}
+	put(m, "cpu.percent", math.NaN())
+	if _, ok := m["cpu.percent"]; ok {
+		t.Fatal("NaN was stored")
+	}
+}
