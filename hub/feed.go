@@ -31,11 +31,8 @@ type Event struct {
 	SSE     []byte // the complete SSE event, ending in a blank line
 }
 
-// Defaults for Feed.
-const (
-	DefaultRingSize   = 4096
-	DefaultSubscriber = 1024
-)
+// DefaultSubscriber is the buffer, in events, of each subscription.
+const DefaultSubscriber = 1024
 
 // Feed fans live events out to subscribers. A subscriber that cannot keep
 // up is cut off with a reason rather than silently skipped, so a client
@@ -43,24 +40,19 @@ const (
 type Feed struct {
 	mu     sync.Mutex
 	nextID uint64
-	ring   []*Event
-	head   int
 	subs   map[*Subscription]struct{}
 	bufLen int
 
 	cut atomic.Uint64
 }
 
-// NewFeed returns a feed remembering ring recent events, with subscriber
-// buffers of buf events.
-func NewFeed(ring, buf int) *Feed {
-	if ring <= 0 {
-		ring = DefaultRingSize
-	}
+// NewFeed returns a feed with subscriber buffers of buf events (0: the
+// default).
+func NewFeed(buf int) *Feed {
 	if buf <= 0 {
 		buf = DefaultSubscriber
 	}
-	return &Feed{ring: make([]*Event, ring), subs: make(map[*Subscription]struct{}), bufLen: buf}
+	return &Feed{subs: make(map[*Subscription]struct{}), bufLen: buf}
 }
 
 // Subscription receives events whose channel its filter accepts.
@@ -119,8 +111,6 @@ func (f *Feed) Publish(typ, channel string, data any) (*Event, error) {
 	ev := &Event{ID: f.nextID, Type: typ, Channel: channel, Data: body}
 	ev.WS = encodeWS(ev)
 	ev.SSE = encodeSSE(ev)
-	f.ring[f.head] = ev
-	f.head = (f.head + 1) % len(f.ring)
 	for s := range f.subs {
 		if s.filter != nil && !s.filter(ev) {
 			continue

@@ -45,11 +45,11 @@ func mustPublish(t *testing.T, f *hub.Feed, typ, channel string, data any) *hub.
 
 func TestFeed_Publish(t *testing.T) {
 	t.Run("ids increase", func(t *testing.T) {
-		f := hub.NewFeed(4, 8)
+		f := hub.NewFeed(8)
 		if got := f.LastID(); got != 0 {
 			t.Errorf("LastID() of a new feed = %d, want 0", got)
 		}
-		for want := uint64(1); want <= 6; want++ { // more than the ring holds
+		for want := uint64(1); want <= 6; want++ {
 			ev := mustPublish(t, f, hub.EventStatus, hub.ChannelFleet, map[string]int{"n": int(want)})
 			if ev.ID != want {
 				t.Errorf("event id = %d, want %d", ev.ID, want)
@@ -60,7 +60,7 @@ func TestFeed_Publish(t *testing.T) {
 		}
 	})
 	t.Run("every subscriber gets the same event and bytes", func(t *testing.T) {
-		f := hub.NewFeed(0, 0)
+		f := hub.NewFeed(0)
 		a, b := f.Subscribe(nil), f.Subscribe(nil)
 		ev := mustPublish(t, f, hub.EventReading, hub.DeviceChannel("pi-a"), map[string]any{"seq": 1})
 		ga, gb := recv(t, a), recv(t, b)
@@ -72,7 +72,7 @@ func TestFeed_Publish(t *testing.T) {
 		}
 	})
 	t.Run("filter", func(t *testing.T) {
-		f := hub.NewFeed(0, 0)
+		f := hub.NewFeed(0)
 		onlyA := f.Subscribe(func(ev *hub.Event) bool { return ev.Channel == hub.DeviceChannel("pi-a") })
 		all := f.Subscribe(nil)
 		mustPublish(t, f, hub.EventReading, hub.DeviceChannel("pi-b"), 1)
@@ -88,7 +88,7 @@ func TestFeed_Publish(t *testing.T) {
 		}
 	})
 	t.Run("unencodable data is an error and uses no id", func(t *testing.T) {
-		f := hub.NewFeed(0, 0)
+		f := hub.NewFeed(0)
 		s := f.Subscribe(nil)
 		if _, err := f.Publish(hub.EventStatus, hub.ChannelFleet, math.NaN()); err == nil {
 			t.Error("Publish(NaN) succeeded, want an error")
@@ -101,7 +101,7 @@ func TestFeed_Publish(t *testing.T) {
 }
 
 func TestFeed_slowSubscriber(t *testing.T) {
-	f := hub.NewFeed(0, 2)
+	f := hub.NewFeed(2)
 	slow := f.Subscribe(nil)
 	fast := f.Subscribe(nil)
 	for i := 1; i <= 5; i++ {
@@ -144,7 +144,7 @@ func TestFeed_slowSubscriber(t *testing.T) {
 }
 
 func TestFeed_Unsubscribe(t *testing.T) {
-	f := hub.NewFeed(0, 0)
+	f := hub.NewFeed(0)
 	s := f.Subscribe(nil)
 	other := f.Subscribe(nil)
 	f.Unsubscribe(s)
@@ -182,7 +182,7 @@ func TestFeed_encodings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := hub.NewFeed(0, 0)
+			f := hub.NewFeed(0)
 			mustPublish(t, f, hub.EventStatus, hub.ChannelFleet, 0) // so the id is not 1
 			ev := mustPublish(t, f, tt.typ, tt.ch, tt.data)
 			want, _ := json.Marshal(tt.data)
@@ -268,7 +268,7 @@ func TestPoint_MarshalJSON(t *testing.T) {
 // the audience: the event is encoded once, whatever the number of subscribers.
 func TestFeed_encodeOnce(t *testing.T) {
 	allocs := func(subscribers int) float64 {
-		f := hub.NewFeed(0, 0)
+		f := hub.NewFeed(0)
 		subs := make([]*hub.Subscription, subscribers)
 		for i := range subs {
 			subs[i] = f.Subscribe(nil)
@@ -291,7 +291,7 @@ func TestFeed_encodeOnce(t *testing.T) {
 // out of every subscriber's buffer.
 func BenchmarkFeed_Publish(b *testing.B) {
 	const subscribers = 100
-	f := hub.NewFeed(0, 0)
+	f := hub.NewFeed(0)
 	subs := make([]*hub.Subscription, subscribers)
 	for i := range subs {
 		subs[i] = f.Subscribe(nil)

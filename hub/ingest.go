@@ -46,9 +46,9 @@ type Ingester struct {
 }
 
 type item struct {
-	env *telemetry.Envelope // nil for a status message
-	rec DeviceRecord
-	ack func()
+	env    *telemetry.Envelope // nil for a status message
+	device string
+	ack    func()
 }
 
 // Stats are the ingest counters shown at /metrics.
@@ -106,6 +106,9 @@ func (in *Ingester) init() {
 // does not redeliver poison forever.
 func (in *Ingester) Handle(m Message) {
 	in.init()
+	if m.Ack == nil {
+		m.Ack = func() {} // a caller without broker acks (tests, replays)
+	}
 	in.Stats.Messages.Add(1)
 	now := in.Now().UnixMilli()
 	device, kind, err := in.Topics.Parse(m.Topic)
@@ -120,16 +123,14 @@ func (in *Ingester) Handle(m Message) {
 			in.reject(m, device, err)
 			return
 		}
-		fresh, rec := in.Registry.ObserveTelemetry(&env, now)
+		fresh := in.Registry.ObserveTelemetry(&env, now)
 		for _, r := range fresh {
 			in.publish(EventReading, DeviceChannel(device), readingEvent{Device: device, Seq: r.Seq, TS: r.TS, Metrics: r.Metrics})
 		}
-		in.enqueue(item{env: &env, rec: rec, ack: m.Ack})
+		in.enqueue(item{env: &env, device: device, ack: m.Ack})
 	case telemetry.KindStatus:
 		if len(m.Payload) == 0 {
-			if m.Ack != nil {
-				m.Ack() // a cleared retained status: nothing to record
-			}
+			m.Ack() // a cleared retained status: nothing to record
 			return
 		}
 		st, err := telemetry.DecodeStatus(m.Payload)
@@ -140,7 +141,7 @@ func (in *Ingester) Handle(m Message) {
 		rec := in.Registry.ObserveStatus(device, st, now)
 		state, reason := StateOf(&rec, now)
 		in.publish(EventStatus, ChannelFleet, statusEvent{Device: device, State: state, Reason: reason, LastSeen: rec.LastSeen, TS: now, Status: st})
-		in.enqueue(item{rec: rec, ack: m.Ack})
+		in.enqueue(item{device: device, ack: m.Ack})
 	default:
 		in.reject(m, device, &telemetry.Error{Reason: telemetry.ReasonBadTopic, Msg: "unknown topic kind " + kind})
 	}
@@ -181,9 +182,7 @@ func (in *Ingester) reject(m Message, device string, err error) {
 	}
 	in.Stats.Reject(reason)
 	in.Logger.Debug("message rejected", "topic", m.Topic, "device", device, "reason", reason, "err", err)
-	if m.Ack != nil {
-		m.Ack()
-	}
+	m.Ack()
 }
 
 func (in *Ingester) enqueue(it item) {
@@ -249,16 +248,18 @@ func (in *Ingester) Run(ctx context.Context) error {
 // nothing. On shutdown it gives up and leaves the messages unacked.
 func (in *Ingester) commit(ctx context.Context, items []item) {
 	b := &Batch{}
-	seen := make(map[string]int, len(items))
+	seen := make(map[string]bool, len(items))
 	for _, it := range items {
 		if it.env != nil {
 			b.Envelopes = append(b.Envelopes, it.env)
 		}
-		if i, ok := seen[it.rec.ID]; ok {
-			b.Devices[i] = it.rec // a later record of the same device wins
-		} else {
-			seen[it.rec.ID] = len(b.Devices)
-			b.Devices = append(b.Devices, it.rec)
+		// One record per device per commit, taken from the registry here
+		// rather than copied on every message in the MQTT handler.
+		if !seen[it.device] {
+			seen[it.device] = true
+			if rec, ok := in.Registry.Device(it.device); ok {
+				b.Devices = append(b.Devices, rec)
+			}
 		}
 	}
 	var res CommitResult
@@ -285,9 +286,7 @@ func (in *Ingester) commit(ctx context.Context, items []item) {
 	in.Stats.Gaps.Add(uint64(res.Gaps))
 	in.Stats.Queued.Add(-int64(len(items)))
 	for _, it := range items {
-		if it.ack != nil {
-			it.ack()
-		}
+		it.ack()
 	}
 	if in.Acker != nil {
 		for _, a := range res.Acks {

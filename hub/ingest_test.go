@@ -59,7 +59,7 @@ func newIngester(store hub.Store, acker hub.Acker) *hub.Ingester {
 		Store:          store,
 		Acker:          acker,
 		Registry:       hub.NewRegistry(nil),
-		Feed:           hub.NewFeed(0, 0),
+		Feed:           hub.NewFeed(0),
 		CommitInterval: 5 * time.Millisecond,
 		Now:            func() time.Time { return time.UnixMilli(t0 + 60_000) },
 	}

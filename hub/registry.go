@@ -37,9 +37,8 @@ func NewRegistry(recs []DeviceRecord) *Registry {
 
 // ObserveTelemetry applies a validated envelope received at now (ms). It
 // returns the readings newer than any seen before, for the live feed (a
-// replayed backlog or a redelivery updates nothing live), and the device's
-// record to persist.
-func (r *Registry) ObserveTelemetry(env *telemetry.Envelope, now int64) (fresh []telemetry.Reading, rec DeviceRecord) {
+// replayed backlog or a redelivery updates nothing live).
+func (r *Registry) ObserveTelemetry(env *telemetry.Envelope, now int64) (fresh []telemetry.Reading) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	d := r.device(env.Device)
@@ -68,7 +67,7 @@ func (r *Registry) ObserveTelemetry(env *telemetry.Envelope, now int64) (fresh [
 	// A device that reports again after a timeout is back online; one that
 	// said offline stays so until it says online again (its readings may be
 	// a backlog replayed by another process).
-	return fresh, cloneRecord(d)
+	return fresh
 }
 
 // ObserveStatus applies a validated status received at now (ms) and returns

@@ -80,7 +80,8 @@ func TestRegistry_ObserveTelemetry(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			r := hub.NewRegistry(nil)
 			for _, st := range tt.steps {
-				fresh, rec := r.ObserveTelemetry(st.env, t0)
+				fresh := r.ObserveTelemetry(st.env, t0)
+				rec, _ := r.Device(st.env.Device)
 				if got := seqsOf(fresh); !slices.Equal(got, st.wantFresh) {
 					t.Errorf("%s: fresh seqs = %v, want %v", st.name, got, st.wantFresh)
 				}
@@ -116,7 +117,7 @@ func TestRegistry_Device(t *testing.T) {
 		t.Errorf("tag after mutating a returned record = %q, want %q", got, want)
 	}
 	// A loaded record continues its boot: a redelivery is not fresh.
-	fresh, _ := r.ObserveTelemetry(env("pi-a", "b1", t0, 3, 4, 5), t0)
+	fresh := r.ObserveTelemetry(env("pi-a", "b1", t0, 3, 4, 5), t0)
 	if got, want := seqsOf(fresh), []uint64{5}; !slices.Equal(got, want) {
 		t.Errorf("fresh seqs after reload = %v, want %v", got, want)
 	}
@@ -241,7 +242,7 @@ func TestRegistry_ObserveStatus(t *testing.T) {
 
 func TestRegistry_BroadcastFleet(t *testing.T) {
 	r := hub.NewRegistry(nil)
-	f := hub.NewFeed(0, 0)
+	f := hub.NewFeed(0)
 	sub := f.Subscribe(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

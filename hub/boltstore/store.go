@@ -126,9 +126,14 @@ func (s *Store) Commit(b *hub.Batch) (hub.CommitResult, error) {
 		series := tx.Bucket(bucketSeries)
 		acks := tx.Bucket(bucketAcks)
 		for _, env := range b.Envelopes {
+			// One lookup of the device's bucket per envelope, not per reading.
+			db, err := series.CreateBucketIfNotExists([]byte(env.Device))
+			if err != nil {
+				return fmt.Errorf("create series bucket %q: %w", env.Device, err)
+			}
 			if env.Simple {
 				for _, r := range env.Readings {
-					if err := putReading(series, env.Device, r); err != nil {
+					if err := putReading(db, env.Device, r); err != nil {
 						return err
 					}
 					res.Stored++
@@ -154,7 +159,7 @@ func (s *Store) Commit(b *hub.Batch) (hub.CommitResult, error) {
 					res.Duplicates++
 					continue
 				}
-				if err := putReading(series, env.Device, r); err != nil {
+				if err := putReading(db, env.Device, r); err != nil {
 					return err
 				}
 				m.add(r.Seq)
@@ -223,11 +228,8 @@ func (s *Store) watermark(acks *bolt.Bucket, device, boot string) (*watermark, e
 	return m, nil
 }
 
-func putReading(series *bolt.Bucket, device string, r telemetry.Reading) error {
-	db, err := series.CreateBucketIfNotExists([]byte(device))
-	if err != nil {
-		return fmt.Errorf("create series bucket %q: %w", device, err)
-	}
+// putReading stores r's samples in db, the device's series bucket.
+func putReading(db *bolt.Bucket, device string, r telemetry.Reading) error {
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], uint64(r.TS))
 	for name, v := range r.Metrics {

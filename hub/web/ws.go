@@ -185,10 +185,7 @@ func (s *Server) pumpWS(ctx context.Context) {
 			s.Logger.Error("websocket pump cut off by feed", "reason", sub.Reason())
 			sub = s.Feed.Subscribe(nil)
 		case ev := <-sub.C:
-			ch := ev.Channel
-			if ev.Type == hub.EventStatus {
-				ch = hub.ChannelFleet // status changes are part of the fleet view
-			}
+			ch := ev.Channel                                            // status events are published on the fleet channel
 			s.ws.BroadcastFilter(ev.WS, func(ss *melody.Session) bool { //nolint:errcheck // closed melody on shutdown
 				v, ok := ss.Get(keyChannels)
 				return ok && v.(*channelSet).has(ch)

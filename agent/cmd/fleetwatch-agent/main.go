@@ -16,11 +16,11 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/debug"
 	"syscall"
 	"time"
 
 	"github.com/fleetwatch/fleetwatch/agent"
+	"github.com/fleetwatch/fleetwatch/agent/buildinfo"
 	"github.com/fleetwatch/fleetwatch/agent/collector"
 	"github.com/fleetwatch/fleetwatch/agent/mqttpub"
 	"github.com/fleetwatch/fleetwatch/agent/spool"
@@ -190,16 +190,4 @@ func newBootID() string {
 	return time.Now().UTC().Format("20060102T150405") + "-" + hex.EncodeToString(b[:])
 }
 
-func version() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
-			}
-		}
-	}
-	return "dev"
-}
+func version() string { return buildinfo.Version(Version) }

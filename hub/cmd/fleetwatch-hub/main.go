@@ -14,10 +14,10 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"runtime/debug"
 	"syscall"
 	"time"
 
+	"github.com/fleetwatch/fleetwatch/agent/buildinfo"
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 	"github.com/fleetwatch/fleetwatch/dashboard"
 	"github.com/fleetwatch/fleetwatch/hub"
@@ -101,7 +101,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	registry := hub.NewRegistry(recs)
-	feed := hub.NewFeed(0, 0)
+	feed := hub.NewFeed(0)
 
 	brokerURL := c.Broker
 	if brokerURL == "" {
@@ -216,16 +216,4 @@ func newLogger(w io.Writer, level, format string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-func version() string {
-	if Version != "" {
-		return Version
-	}
-	if bi, ok := debug.ReadBuildInfo(); ok {
-		for _, s := range bi.Settings {
-			if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-				return "dev-" + s.Value[:12]
-			}
-		}
-	}
-	return "dev"
-}
+func version() string { return buildinfo.Version(Version) }
