@@ -72,9 +72,11 @@ type Store interface {
 	// Commit stores b durably before it returns and computes the acks the
 	// commit allows. Redelivered readings store nothing twice.
 	Commit(b *Batch) (CommitResult, error)
-	// History returns up to limit points of one series in [from, to] ms,
-	// oldest first, and whether more were left out.
-	History(device, metric string, from, to int64, limit int) ([]Point, bool, error)
+	// History returns one Series per metric of q, in q's order.
+	History(q HistoryQuery) ([]Series, error)
+	// Completeness compares expected and stored readings of a device in
+	// [from, to] ms and lists its gap ledger there.
+	Completeness(device string, from, to int64) (Completeness, error)
 	// Devices returns every stored device record.
 	Devices() ([]DeviceRecord, error)
 }

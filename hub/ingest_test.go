@@ -16,14 +16,19 @@ import (
 )
 
 type fakeStore struct {
-	CommitFunc  func(*hub.Batch) (hub.CommitResult, error)
-	HistoryFunc func(device, metric string, from, to int64, limit int) ([]hub.Point, bool, error)
-	DevicesFunc func() ([]hub.DeviceRecord, error)
+	CommitFunc       func(*hub.Batch) (hub.CommitResult, error)
+	HistoryFunc      func(q hub.HistoryQuery) ([]hub.Series, error)
+	CompletenessFunc func(device string, from, to int64) (hub.Completeness, error)
+	DevicesFunc      func() ([]hub.DeviceRecord, error)
 }
 
 func (s *fakeStore) Commit(b *hub.Batch) (hub.CommitResult, error) { return s.CommitFunc(b) }
-func (s *fakeStore) History(device, metric string, from, to int64, limit int) ([]hub.Point, bool, error) {
-	return s.HistoryFunc(device, metric, from, to, limit)
+func (s *fakeStore) History(q hub.HistoryQuery) ([]hub.Series, error) {
+	return s.HistoryFunc(q)
+}
+
+func (s *fakeStore) Completeness(device string, from, to int64) (hub.Completeness, error) {
+	return s.CompletenessFunc(device, from, to)
 }
 func (s *fakeStore) Devices() ([]hub.DeviceRecord, error) { return s.DevicesFunc() }
 

@@ -246,8 +246,26 @@ func putReading(db *bolt.Bucket, device string, r telemetry.Reading) error {
 	return nil
 }
 
-// History returns up to limit points of device/metric in [from, to] ms.
-func (s *Store) History(device, metric string, from, to int64, limit int) ([]hub.Point, bool, error) {
+// History is a stand-in until the chunked store lands: raw points only.
+func (s *Store) History(q hub.HistoryQuery) ([]hub.Series, error) {
+	var out []hub.Series
+	for _, m := range q.Metrics {
+		pts, _, err := s.HistoryRaw(q.Device, m, q.From, q.To, hub.MaxHistoryPoints)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, hub.Series{Metric: m, Resolution: hub.ResolutionRaw, Points: pts})
+	}
+	return out, nil
+}
+
+// Completeness is a stand-in until the chunked store lands.
+func (s *Store) Completeness(device string, from, to int64) (hub.Completeness, error) {
+	return hub.Completeness{Device: device, From: from, To: to, Ratio: 1}, nil
+}
+
+// HistoryRaw is the walking-skeleton read, kept for its tests until the chunked store lands.
+func (s *Store) HistoryRaw(device, metric string, from, to int64, limit int) ([]hub.Point, bool, error) {
 	var pts []hub.Point
 	more := false
 	err := s.db.View(func(tx *bolt.Tx) error {

@@ -104,7 +104,7 @@ func checkResult(tb testing.TB, got, want hub.CommitResult) {
 
 func mustHistory(tb testing.TB, s *boltstore.Store, device, metric string, from, to int64, limit int) ([]hub.Point, bool) {
 	tb.Helper()
-	pts, more, err := s.History(device, metric, from, to, limit)
+	pts, more, err := s.HistoryRaw(device, metric, from, to, limit)
 	if err != nil {
 		tb.Fatalf("History(%s, %s): %v", device, metric, err)
 	}

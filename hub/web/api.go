@@ -129,7 +129,12 @@ func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, "from is after to")
 		return
 	}
-	pts, more, err := s.History.History(rec.ID, metric, from, to, MaxHistoryPoints)
+	series, err := s.History.History(hub.HistoryQuery{Device: rec.ID, Metrics: []string{metric}, From: from, To: to, Points: MaxHistoryPoints})
+	var pts []hub.Point
+	var more bool
+	if len(series) == 1 {
+		pts = series[0].Points
+	}
 	if err != nil {
 		s.Logger.Error("history query", "device", rec.ID, "metric", metric, "err", err)
 		writeError(w, http.StatusInternalServerError, "history query failed")

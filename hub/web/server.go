@@ -32,7 +32,8 @@ const (
 
 // History is the part of the store the API reads.
 type History interface {
-	History(device, metric string, from, to int64, limit int) ([]hub.Point, bool, error)
+	History(q hub.HistoryQuery) ([]hub.Series, error)
+	Completeness(device string, from, to int64) (hub.Completeness, error)
 }
 
 // Server serves the API, live transports and dashboard.
