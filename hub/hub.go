@@ -47,6 +47,9 @@ type CommitResult struct {
 	Stored     int // readings stored
 	Duplicates int // readings already stored, skipped
 	Gaps       int // readings settled as a gap because of "first"
+	// Dropped counts readings settled but not stored: older than the raw
+	// retention, or stamped too far in the future.
+	Dropped int
 	Acks       []DeviceAck
 }
 

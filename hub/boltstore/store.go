@@ -1,19 +1,3 @@
-// Package boltstore keeps the hub's history in a bbolt file.
-//
-// Layout (walking-skeleton version: one key per sample, simple and exact;
-// compressed chunks come later behind the same hub.Store interface):
-//
-//	devices/<id>                       → JSON hub.DeviceRecord
-//	series/<device>/<metric>/<ts BE8>  → float64 bits BE8
-//	acks/<device>/<boot>               → watermark (uvarints)
-//
-// A sample is keyed by its timestamp, so a redelivered reading, or a second
-// sample at the same instant, overwrites instead of adding. The acks
-// watermark decides whether a (boot, seq) is new, so duplicates are skipped
-// before they touch the series at all.
-//
-// Only the Ingester's writer goroutine calls Commit; reads run in their own
-// read-only transactions.
 package boltstore
 
 import (
@@ -21,54 +5,134 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
-	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 	"github.com/fleetwatch/fleetwatch/hub"
 )
 
+// Errors returned by Open.
 var (
-	bucketDevices = []byte("devices")
-	bucketSeries  = []byte("series")
-	bucketAcks    = []byte("acks")
+	// ErrLocked means another process holds the store file open.
+	ErrLocked = errors.New("store is locked by another process (is another fleetwatch-hub running on this data dir?)")
+	// ErrVersion means the file was written by a newer, unknown layout.
+	ErrVersion = errors.New("store file has an unknown layout version")
 )
 
-// ErrLocked means another process holds the store file open.
-var ErrLocked = errors.New("store is locked by another process (is another fleetwatch-hub running on this data dir?)")
+// Defaults for Options.
+const (
+	DefaultLockTimeout     = time.Second
+	DefaultRawRetention    = 7 * 24 * time.Hour
+	DefaultMinuteRetention = 90 * 24 * time.Hour
+	DefaultHourRetention   = 730 * 24 * time.Hour
+	DefaultMaxChunkPoints  = 240
+	DefaultMaxHeadAge      = 10 * time.Minute
+	DefaultMaxFuture       = 24 * time.Hour
+)
 
-// DefaultLockTimeout bounds how long Open waits for the file lock.
-const DefaultLockTimeout = time.Second
+// Options configure a Store. Zero fields take the defaults.
+type Options struct {
+	// LockTimeout bounds how long Open waits for the file lock.
+	LockTimeout time.Duration
+	// RawRetention, MinuteRetention and HourRetention are how long each
+	// tier keeps samples (raw, 1-minute and 1-hour rollups).
+	RawRetention, MinuteRetention, HourRetention time.Duration
+	// Partitions overrides each tier's partition length (raw, 1m, 1h) when
+	// the file is created; zero means retention/8. An existing file keeps
+	// the lengths it was created with.
+	Partitions [3]time.Duration
+	// MaxChunkPoints is the most samples in a sealed raw chunk.
+	MaxChunkPoints int
+	// MaxHeadAge seals an open chunk whose first sample arrived this long
+	// ago, so quiet series do not pin the WAL.
+	MaxHeadAge time.Duration
+	// MaxFuture drops samples stamped further ahead of Now (a device clock
+	// gone wrong) instead of opening partitions years ahead.
+	MaxFuture time.Duration
+	// Now is the hub clock used for retention; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+}
+
+func (o *Options) setDefaults() {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.LockTimeout, DefaultLockTimeout)
+	def(&o.RawRetention, DefaultRawRetention)
+	def(&o.MinuteRetention, DefaultMinuteRetention)
+	def(&o.HourRetention, DefaultHourRetention)
+	def(&o.MaxHeadAge, DefaultMaxHeadAge)
+	def(&o.MaxFuture, DefaultMaxFuture)
+	if o.MaxChunkPoints <= 0 {
+		o.MaxChunkPoints = DefaultMaxChunkPoints
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+}
 
 // Store is a bbolt-backed hub.Store.
 type Store struct {
-	db   *bolt.DB
-	path string
-	// marks caches watermarks by device+"\x00"+boot. Only Commit touches
-	// it, and only the single writer calls Commit.
-	marks map[string]*watermark
+	db    *bolt.DB
+	path  string
+	opt   Options
+	tiers [3]tier
+
+	// mu guards the series index and every series' committed head state;
+	// the writer holds it only to publish a commit's changes.
+	mu    sync.RWMutex
+	devs  map[string]*device
+	bySID []*series // index sid-1
+
+	// Writer-only state.
+	marks     map[string]*watermark // by device+"\x00"+boot
+	gen       uint64                // commit generation, tags pending state
+	nextWAL   uint64                // key of the next WAL record
+	walFloor  uint64                // WAL records below this are no longer needed
+	lastSweep int64                 // hub ms of the last retention sweep
+	lastAge   int64                 // hub ms of the last head-age sweep
 }
 
 var _ hub.Store = (*Store)(nil)
 
-// Open opens (creating if needed) the store file at path.
-func Open(path string, lockTimeout time.Duration) (*Store, error) {
-	if lockTimeout <= 0 {
-		lockTimeout = DefaultLockTimeout
-	}
+var (
+	bucketMeta    = []byte("meta")
+	bucketDevices = []byte("devices")
+	bucketAcks    = []byte("acks")
+	bucketSIDs    = []byte("sids")
+	bucketWAL     = []byte("wal")
+	bucketGaps    = []byte("gaps")
+	bucketLegacy  = []byte("series") // walking-skeleton layout, migrated on open
+
+	keyVersion = []byte("version")
+	version    = []byte("2")
+)
+
+// Open opens (creating if needed) the store file at path and rebuilds the
+// open chunks from the WAL.
+func Open(path string, o Options) (*Store, error) {
+	o.setDefaults()
 	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{
-		Timeout:      lockTimeout,
-		FreelistType: bolt.FreelistMapType,
-		// The freelist is rebuilt on open instead of written on every
-		// commit: commits stay fast as the file grows.
+		Timeout: o.LockTimeout,
+		// The hashmap freelist stays fast on a large, fragmented file, and
+		// not writing it on every commit halves commit I/O; it is rebuilt
+		// by a scan on open instead.
+		FreelistType:   bolt.FreelistMapType,
 		NoFreelistSync: true,
 	})
 	if errors.Is(err, bolterrors.ErrTimeout) {
@@ -77,22 +141,102 @@ func Open(path string, lockTimeout time.Duration) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %q: %w", path, err)
 	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketDevices, bucketSeries, bucketAcks} {
+	s := &Store{
+		db: db, path: path, opt: o,
+		devs:  make(map[string]*device),
+		marks: make(map[string]*watermark),
+	}
+	if err := s.init(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open store %q: %w", path, err)
+	}
+	return s, nil
+}
+
+// init creates the buckets, reads the partition lengths, loads the series
+// index, migrates a walking-skeleton file and replays the WAL.
+func (s *Store) init() error {
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		for _, name := range [][]byte{bucketMeta, bucketDevices, bucketAcks, bucketSIDs, bucketWAL, bucketGaps} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
+				return fmt.Errorf("create bucket %s: %w", name, err)
+			}
+		}
+		meta := tx.Bucket(bucketMeta)
+		switch v := meta.Get(keyVersion); {
+		case v == nil:
+			if err := meta.Put(keyVersion, version); err != nil {
 				return err
+			}
+		case string(v) != string(version):
+			return fmt.Errorf("%w: %q", ErrVersion, v)
+		}
+		return s.initTiers(tx)
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.loadSeries(); err != nil {
+		return err
+	}
+	if err := s.migrateLegacy(); err != nil {
+		return fmt.Errorf("migrate walking-skeleton history: %w", err)
+	}
+	return s.replayWAL()
+}
+
+// loadSeries reads the series index into memory with where each series'
+// sealed history ends.
+func (s *Store) loadSeries() error {
+	return s.db.View(func(tx *bolt.Tx) error {
+		err := tx.Bucket(bucketSIDs).ForEach(func(k, v []byte) error {
+			device, metric, ok := splitSeriesKey(k)
+			if !ok || len(v) != 4 || binary.BigEndian.Uint32(v) == 0 {
+				return fmt.Errorf("corrupt series index entry %q", k)
+			}
+			s.addSeries(&series{sid: binary.BigEndian.Uint32(v), device: device, metric: metric, head: headState{sealed: noSealed}})
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, sr := range s.bySID {
+			if sr == nil {
+				continue
+			}
+			if sr.head.sealed, err = s.lookupSealed(tx, sr.sid); err != nil {
+				return fmt.Errorf("find end of series %d (%s %s): %w", sr.sid, sr.device, sr.metric, err)
 			}
 		}
 		return nil
 	})
-	if err != nil {
-		db.Close()
-		return nil, fmt.Errorf("open store %q: create buckets: %w", path, err)
-	}
-	return &Store{db: db, path: path, marks: make(map[string]*watermark)}, nil
 }
 
-// Close closes the file.
+// addSeries indexes sr; the caller holds mu or is still opening.
+func (s *Store) addSeries(sr *series) {
+	d := s.devs[sr.device]
+	if d == nil {
+		d = &device{metrics: make(map[string]*series)}
+		s.devs[sr.device] = d
+	}
+	d.metrics[sr.metric] = sr
+	for int(sr.sid) > len(s.bySID) {
+		s.bySID = append(s.bySID, nil)
+	}
+	s.bySID[sr.sid-1] = sr
+}
+
+// lookup returns the series of device and metric, or nil.
+func (s *Store) lookup(device, metric string) *series {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if d := s.devs[device]; d != nil {
+		return d.metrics[metric]
+	}
+	return nil
+}
+
+// Close closes the file. Open chunks stay in the WAL for the next Open.
 func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {
 		return fmt.Errorf("close store %q: %w", s.path, err)
@@ -116,189 +260,6 @@ func (s *Store) Check() error {
 	})
 }
 
-// Commit stores b in one transaction (two fsyncs) and returns the acks it
-// allows.
-func (s *Store) Commit(b *hub.Batch) (hub.CommitResult, error) {
-	var res hub.CommitResult
-	touched := make(map[string]*watermark)
-	order := []string{}
-	err := s.db.Update(func(tx *bolt.Tx) error {
-		series := tx.Bucket(bucketSeries)
-		acks := tx.Bucket(bucketAcks)
-		for _, env := range b.Envelopes {
-			// One lookup of the device's bucket per envelope, not per reading.
-			db, err := series.CreateBucketIfNotExists([]byte(env.Device))
-			if err != nil {
-				return fmt.Errorf("create series bucket %q: %w", env.Device, err)
-			}
-			if env.Simple {
-				for _, r := range env.Readings {
-					if err := putReading(db, env.Device, r); err != nil {
-						return err
-					}
-					res.Stored++
-				}
-				continue
-			}
-			key := env.Device + "\x00" + env.Boot
-			m, ok := touched[key]
-			if !ok {
-				base, err := s.watermark(acks, env.Device, env.Boot)
-				if err != nil {
-					return err
-				}
-				m = base.clone()
-				touched[key] = m
-				order = append(order, key)
-			}
-			if env.First != nil {
-				res.Gaps += int(m.settleBelow(*env.First))
-			}
-			for _, r := range env.Readings {
-				if m.has(r.Seq) {
-					res.Duplicates++
-					continue
-				}
-				if err := putReading(db, env.Device, r); err != nil {
-					return err
-				}
-				m.add(r.Seq)
-				res.Stored++
-			}
-		}
-		for _, key := range order {
-			device, boot := splitKey(key)
-			db, err := acks.CreateBucketIfNotExists([]byte(device))
-			if err != nil {
-				return fmt.Errorf("create acks bucket: %w", err)
-			}
-			if err := db.Put([]byte(boot), touched[key].encode()); err != nil {
-				return fmt.Errorf("put watermark: %w", err)
-			}
-		}
-		devices := tx.Bucket(bucketDevices)
-		for _, rec := range b.Devices {
-			v, err := json.Marshal(rec)
-			if err != nil {
-				return fmt.Errorf("encode device %q: %w", rec.ID, err)
-			}
-			if err := devices.Put([]byte(rec.ID), v); err != nil {
-				return fmt.Errorf("put device %q: %w", rec.ID, err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return hub.CommitResult{}, fmt.Errorf("commit %d envelopes: %w", len(b.Envelopes), err)
-	}
-	for _, key := range order {
-		m := touched[key]
-		s.marks[key] = m
-		if m.w > 0 {
-			device, boot := splitKey(key)
-			res.Acks = append(res.Acks, hub.DeviceAck{Device: device, Ack: telemetry.Ack{V: telemetry.Version, Boot: boot, Seq: m.w}})
-		}
-	}
-	return res, nil
-}
-
-func splitKey(key string) (device, boot string) {
-	for i := 0; i < len(key); i++ {
-		if key[i] == 0 {
-			return key[:i], key[i+1:]
-		}
-	}
-	return key, ""
-}
-
-// watermark returns the cached or stored watermark of (device, boot).
-func (s *Store) watermark(acks *bolt.Bucket, device, boot string) (*watermark, error) {
-	if m, ok := s.marks[device+"\x00"+boot]; ok {
-		return m, nil
-	}
-	m := &watermark{}
-	if db := acks.Bucket([]byte(device)); db != nil {
-		if v := db.Get([]byte(boot)); v != nil {
-			var err error
-			if m, err = decodeWatermark(v); err != nil {
-				return nil, fmt.Errorf("watermark of %s/%s: %w", device, boot, err)
-			}
-		}
-	}
-	return m, nil
-}
-
-// putReading stores r's samples in db, the device's series bucket.
-func putReading(db *bolt.Bucket, device string, r telemetry.Reading) error {
-	var k [8]byte
-	binary.BigEndian.PutUint64(k[:], uint64(r.TS))
-	for name, v := range r.Metrics {
-		mb, err := db.CreateBucketIfNotExists([]byte(name))
-		if err != nil {
-			return fmt.Errorf("create series %s/%s: %w", device, name, err)
-		}
-		var val [8]byte
-		binary.BigEndian.PutUint64(val[:], math.Float64bits(v))
-		if err := mb.Put(k[:], val[:]); err != nil {
-			return fmt.Errorf("put %s/%s: %w", device, name, err)
-		}
-	}
-	return nil
-}
-
-// History is a stand-in until the chunked store lands: raw points only.
-func (s *Store) History(q hub.HistoryQuery) ([]hub.Series, error) {
-	var out []hub.Series
-	for _, m := range q.Metrics {
-		pts, _, err := s.HistoryRaw(q.Device, m, q.From, q.To, hub.MaxHistoryPoints)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, hub.Series{Metric: m, Resolution: hub.ResolutionRaw, Points: pts})
-	}
-	return out, nil
-}
-
-// Completeness is a stand-in until the chunked store lands.
-func (s *Store) Completeness(device string, from, to int64) (hub.Completeness, error) {
-	return hub.Completeness{Device: device, From: from, To: to, Ratio: 1}, nil
-}
-
-// HistoryRaw is the walking-skeleton read, kept for its tests until the chunked store lands.
-func (s *Store) HistoryRaw(device, metric string, from, to int64, limit int) ([]hub.Point, bool, error) {
-	var pts []hub.Point
-	more := false
-	err := s.db.View(func(tx *bolt.Tx) error {
-		db := tx.Bucket(bucketSeries).Bucket([]byte(device))
-		if db == nil {
-			return nil
-		}
-		mb := db.Bucket([]byte(metric))
-		if mb == nil {
-			return nil
-		}
-		var lo [8]byte
-		binary.BigEndian.PutUint64(lo[:], uint64(max(from, 0)))
-		c := mb.Cursor()
-		for k, v := c.Seek(lo[:]); k != nil; k, v = c.Next() {
-			ts := int64(binary.BigEndian.Uint64(k))
-			if ts > to {
-				break
-			}
-			if len(pts) == limit {
-				more = true
-				break
-			}
-			pts = append(pts, hub.Point{TS: ts, Value: math.Float64frombits(binary.BigEndian.Uint64(v))})
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, false, fmt.Errorf("history %s/%s: %w", device, metric, err)
-	}
-	return pts, more, nil
-}
-
 // Devices returns every stored device record.
 func (s *Store) Devices() ([]hub.DeviceRecord, error) {
 	var out []hub.DeviceRecord
@@ -320,3 +281,31 @@ func (s *Store) Devices() ([]hub.DeviceRecord, error) {
 
 // Stats returns bbolt's counters; TxStats.Write counts page writes.
 func (s *Store) Stats() bolt.Stats { return s.db.Stats() }
+
+// Size reports the file's size and the bytes its live pages use (the file
+// minus its free pages), so callers can watch the file stop growing.
+func (s *Store) Size() (file, live int64, err error) {
+	err = s.db.View(func(tx *bolt.Tx) error {
+		file = tx.Size()
+		return nil
+	})
+	if err != nil {
+		return 0, 0, fmt.Errorf("size of store %q: %w", s.path, err)
+	}
+	st := s.db.Stats()
+	free := int64(st.FreePageN+st.PendingPageN) * int64(s.db.Info().PageSize)
+	return file, file - free, nil
+}
+
+// SeriesCount returns the number of series stored.
+func (s *Store) SeriesCount() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	n := 0
+	for _, sr := range s.bySID {
+		if sr != nil {
+			n++
+		}
+	}
+	return n
+}

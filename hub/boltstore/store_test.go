@@ -29,9 +29,20 @@ func MustOpenStore(tb testing.TB) *boltstore.Store {
 	return mustOpenAt(tb, filepath.Join(tb.TempDir(), "data", "fleetwatch.db"))
 }
 
+// testOptions runs the store on a clock just after the test data (t0), so
+// retention keeps it.
+func testOptions() boltstore.Options {
+	return boltstore.Options{LockTimeout: testLock, Now: func() time.Time { return time.UnixMilli(t0 + 3_600_000) }}
+}
+
 func mustOpenAt(tb testing.TB, path string) *boltstore.Store {
 	tb.Helper()
-	s, err := boltstore.Open(path, testLock)
+	return mustOpenWith(tb, path, testOptions())
+}
+
+func mustOpenWith(tb testing.TB, path string, o boltstore.Options) *boltstore.Store {
+	tb.Helper()
+	s, err := boltstore.Open(path, o)
 	if err != nil {
 		tb.Fatalf("Open(%q): %v", path, err)
 	}
@@ -39,7 +50,7 @@ func mustOpenAt(tb testing.TB, path string) *boltstore.Store {
 		if err := s.Close(); err != nil {
 			tb.Errorf("Close: %v", err)
 		}
-		again, err := boltstore.Open(path, testLock)
+		again, err := boltstore.Open(path, o)
 		if err != nil {
 			tb.Errorf("reopen for check: %v", err)
 			return
@@ -102,13 +113,27 @@ func checkResult(tb testing.TB, got, want hub.CommitResult) {
 	}
 }
 
+// mustHistory returns the raw points of one series, and whether the store
+// answered with buckets instead because the range holds more than limit.
 func mustHistory(tb testing.TB, s *boltstore.Store, device, metric string, from, to int64, limit int) ([]hub.Point, bool) {
 	tb.Helper()
-	pts, more, err := s.HistoryRaw(device, metric, from, to, limit)
-	if err != nil {
-		tb.Fatalf("History(%s, %s): %v", device, metric, err)
+	got := mustSeries(tb, s, hub.HistoryQuery{Device: device, Metrics: []string{metric}, From: from, To: to, Points: limit})
+	if got.Step > 0 {
+		return nil, true
 	}
-	return pts, more
+	return got.Points, false
+}
+
+func mustSeries(tb testing.TB, s *boltstore.Store, q hub.HistoryQuery) hub.Series {
+	tb.Helper()
+	got, err := s.History(q)
+	if err != nil {
+		tb.Fatalf("History(%+v): %v", q, err)
+	}
+	if len(got) != len(q.Metrics) {
+		tb.Fatalf("History(%+v) returned %d series, want %d", q, len(got), len(q.Metrics))
+	}
+	return got[0]
 }
 
 // points returns the cpu.percent points of seqs.
@@ -130,7 +155,7 @@ func TestOpen(t *testing.T) {
 	t.Run("second open fails fast with ErrLocked", func(t *testing.T) {
 		s := MustOpenStore(t)
 		start := time.Now()
-		s2, err := boltstore.Open(s.Path(), testLock)
+		s2, err := boltstore.Open(s.Path(), testOptions())
 		if err == nil {
 			s2.Close()
 			t.Fatal("second Open on a held file succeeded, want ErrLocked")
@@ -144,7 +169,7 @@ func TestOpen(t *testing.T) {
 	})
 	t.Run("unusable path", func(t *testing.T) {
 		dir := t.TempDir()
-		if _, err := boltstore.Open(dir, testLock); err == nil { // a directory, not a file
+		if _, err := boltstore.Open(dir, testOptions()); err == nil { // a directory, not a file
 			t.Fatal("Open(directory) succeeded, want an error")
 		} else if errors.Is(err, boltstore.ErrLocked) {
 			t.Errorf("Open(directory) = %v, want an error other than ErrLocked", err)
@@ -173,9 +198,10 @@ func TestStore_History(t *testing.T) {
 		{"window between samples", "pi-a", cpuMetric, tsOf(2) + 1, tsOf(3) - 1, 100, nil, false},
 		{"negative from", "pi-a", cpuMetric, -5, tsOf(1), 100, points(1), false},
 		{"to before from", "pi-a", cpuMetric, tsOf(4), tsOf(2), 100, nil, false},
-		{"limit cuts and says more", "pi-a", cpuMetric, 0, tsOf(100), 2, points(1, 2), true},
+		{"more than limit gives buckets", "pi-a", cpuMetric, 0, tsOf(100), 2, nil, true},
 		{"limit exactly fits", "pi-a", cpuMetric, 0, tsOf(100), 5, points(1, 2, 3, 4, 5), false},
-		{"limit within window", "pi-a", cpuMetric, tsOf(2), tsOf(4), 2, points(2, 3), true},
+		{"limit within window", "pi-a", cpuMetric, tsOf(2), tsOf(4), 2, nil, true},
+		{"window exactly fits", "pi-a", cpuMetric, tsOf(2), tsOf(4), 3, points(2, 3, 4), false},
 		{"other metric", "pi-a", memMetric, tsOf(5), tsOf(5), 10, []hub.Point{{TS: tsOf(5), Value: 5000}}, false},
 		{"other device", "pi-b", cpuMetric, 0, tsOf(100), 100, points(1, 2, 3), false},
 		{"unknown metric", "pi-a", "no.such", 0, tsOf(100), 100, nil, false},

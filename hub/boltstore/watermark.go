@@ -147,3 +147,30 @@ func decodeWatermark(b []byte) (*watermark, error) {
 	}
 	return m, nil
 }
+
+// top returns the highest settled seq.
+func (m *watermark) top() uint64 {
+	if n := len(m.ranges); n > 0 {
+		return m.ranges[n-1][1]
+	}
+	return m.w
+}
+
+// holes returns the unsettled ranges in [w+1, limit].
+func (m *watermark) holes(limit uint64) [][2]uint64 {
+	var out [][2]uint64
+	next := m.w + 1
+	for _, r := range m.ranges {
+		if next > limit {
+			break
+		}
+		if r[0] > next {
+			out = append(out, [2]uint64{next, min(r[0]-1, limit)})
+		}
+		next = r[1] + 1
+	}
+	if next <= limit {
+		out = append(out, [2]uint64{next, limit})
+	}
+	return out
+}

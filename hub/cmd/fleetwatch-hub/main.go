@@ -92,7 +92,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.Store, err = boltstore.Open(filepath.Join(c.Data, "fleetwatch.db"), 0)
+	m.Store, err = boltstore.Open(filepath.Join(c.Data, "fleetwatch.db"), boltstore.Options{})
 	if err != nil {
 		return err
 	}
