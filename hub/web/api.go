@@ -14,9 +14,6 @@ import (
 	"github.com/fleetwatch/fleetwatch/hub"
 )
 
-// MaxHistoryPoints bounds one history response.
-const MaxHistoryPoints = 100_000
-
 func (s *Server) handleFleet(w http.ResponseWriter, r *http.Request) {
 	body, tag := s.fleetJSON()
 	writeCached(w, r, body, tag)
@@ -92,59 +89,6 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) (hub.DeviceRecor
 		return hub.DeviceRecord{}, false
 	}
 	return rec, true
-}
-
-type historyView struct {
-	Device    string      `json:"device"`
-	Metric    string      `json:"metric"`
-	From      int64       `json:"from"`
-	To        int64       `json:"to"`
-	Points    []hub.Point `json:"points"`
-	Truncated bool        `json:"truncated,omitempty"`
-}
-
-func (s *Server) handleHistory(w http.ResponseWriter, r *http.Request) {
-	rec, ok := s.device(w, r)
-	if !ok {
-		return
-	}
-	q := r.URL.Query()
-	metric := q.Get("metric")
-	if !telemetry.ValidMetricName(metric) {
-		writeError(w, http.StatusBadRequest, fmt.Sprintf("metric %q: want a metric name like cpu.percent", metric))
-		return
-	}
-	now := s.Now()
-	from, err := ParseTime(q.Get("from"), now, now.Add(-time.Hour))
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "from: "+err.Error())
-		return
-	}
-	to, err := ParseTime(q.Get("to"), now, now)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, "to: "+err.Error())
-		return
-	}
-	if from > to {
-		writeError(w, http.StatusBadRequest, "from is after to")
-		return
-	}
-	series, err := s.History.History(hub.HistoryQuery{Device: rec.ID, Metrics: []string{metric}, From: from, To: to, Points: MaxHistoryPoints})
-	var pts []hub.Point
-	var more bool
-	if len(series) == 1 {
-		pts = series[0].Points
-	}
-	if err != nil {
-		s.Logger.Error("history query", "device", rec.ID, "metric", metric, "err", err)
-		writeError(w, http.StatusInternalServerError, "history query failed")
-		return
-	}
-	if pts == nil {
-		pts = []hub.Point{}
-	}
-	body, _ := json.Marshal(historyView{Device: rec.ID, Metric: metric, From: from, To: to, Points: pts, Truncated: more})
-	writeCached(w, r, body, etag(body))
 }
 
 // ParseTime reads a query time: Unix ms, RFC 3339, "now", or a duration

@@ -104,6 +104,7 @@ func (s *Server) Open() error {
 	mux.HandleFunc("GET /api/v1/fleet", s.handleFleet)
 	mux.HandleFunc("GET /api/v1/devices/{id}", s.handleDevice)
 	mux.HandleFunc("GET /api/v1/devices/{id}/history", s.handleHistory)
+	mux.HandleFunc("GET /api/v1/devices/{id}/completeness", s.handleCompleteness)
 	mux.HandleFunc("GET /events", s.handleSSE)
 	mux.HandleFunc("GET /ws", s.handleWS)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)

@@ -71,8 +71,16 @@ type historyResult struct {
 	Elapsed time.Duration
 }
 
+// historyPoints asks for raw samples up to the API's limit (100000, over a
+// day at 1 s): the rows count stored samples, not buckets.
+const historyPoints = 100_000
+
+// history reads one metric's raw samples; a bucketed answer (more samples
+// than historyPoints in the range) is an error, as its points are not
+// samples.
 func history(ctx context.Context, base, device, metric string, from, to int64) (historyResult, error) {
-	q := url.Values{"metric": {metric}, "from": {strconv.FormatInt(from, 10)}, "to": {strconv.FormatInt(to, 10)}}
+	q := url.Values{"metric": {metric}, "from": {strconv.FormatInt(from, 10)}, "to": {strconv.FormatInt(to, 10)},
+		"points": {strconv.Itoa(historyPoints)}}
 	u := base + "/api/v1/devices/" + url.PathEscape(device) + "/history?" + q.Encode()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	t0 := time.Now()
@@ -90,10 +98,14 @@ func history(ctx context.Context, base, device, metric string, from, to int64) (
 		return historyResult{}, fmt.Errorf("history %s/%s: %s: %s", device, metric, resp.Status, tail(string(body), 200))
 	}
 	var v struct {
-		Points [][2]float64 `json:"points"`
+		Step   int64        `json:"step"`
+		Points [][2]float64 `json:"points"` // [ts, value] while step is 0
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
 		return historyResult{}, fmt.Errorf("history %s/%s: %w", device, metric, err)
+	}
+	if v.Step != 0 {
+		return historyResult{}, fmt.Errorf("history %s/%s: %d buckets of %d ms, not raw samples (more than %d in the range)", device, metric, len(v.Points), v.Step, historyPoints)
 	}
 	return historyResult{Points: len(v.Points), Bytes: len(body), Elapsed: elapsed}, nil
 }
