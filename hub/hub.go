@@ -50,7 +50,7 @@ type CommitResult struct {
 	// Dropped counts readings settled but not stored: older than the raw
 	// retention, or stamped too far in the future.
 	Dropped int
-	Acks       []DeviceAck
+	Acks    []DeviceAck
 }
 
 // Point is one sample of a series: Unix ms and value.

@@ -46,7 +46,7 @@ func newFixture(t *testing.T, configure ...func(*web.Server)) *fixture {
 	f.ready.Store(true)
 	clock := func() time.Time { return time.UnixMilli(f.now.Load()) }
 
-	store, err := boltstore.Open(filepath.Join(t.TempDir(), "fleetwatch.db"), 100*time.Millisecond)
+	store, err := boltstore.Open(filepath.Join(t.TempDir(), "fleetwatch.db"), boltstore.Options{LockTimeout: 100 * time.Millisecond, Now: clock})
 	if err != nil {
 		t.Fatalf("open store: %v", err)
 	}

@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
+	"github.com/fleetwatch/fleetwatch/hub/boltstore"
 )
 
 // Config is everything the hub can be told. Precedence, lowest first:
@@ -30,8 +31,54 @@ type Config struct {
 	FleetInterval  time.Duration `yaml:"fleet_interval"`
 	Heartbeat      time.Duration `yaml:"sse_heartbeat"`
 	AllowedOrigins []string      `yaml:"allowed_origins"`
+	Retention      Retention     `yaml:"retention"`
 	LogLevel       string        `yaml:"log_level"`
 	LogFormat      string        `yaml:"log_format"`
+}
+
+// Retention is how long the history store keeps each tier.
+type Retention struct {
+	Raw    Duration `yaml:"raw"`    // samples as sent
+	Minute Duration `yaml:"minute"` // 1-minute rollups
+	Hour   Duration `yaml:"hour"`   // 1-hour rollups
+}
+
+// Duration is a time.Duration that also reads whole days ("7d", "90d"),
+// the unit retention is thought of in.
+type Duration time.Duration
+
+// Set parses "7d", "36h", "90m" and the like (flag.Value).
+func (d *Duration) Set(s string) error {
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		var n int64
+		if _, err := fmt.Sscanf(days, "%d", &n); err != nil || n <= 0 || fmt.Sprint(n) != days {
+			return fmt.Errorf("duration %q: want a whole number of days like 7d, or a Go duration like 36h", s)
+		}
+		*d = Duration(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil {
+		return fmt.Errorf("duration %q: want a whole number of days like 7d, or a Go duration like 36h", s)
+	}
+	*d = Duration(v)
+	return nil
+}
+
+func (d Duration) String() string {
+	if v := time.Duration(d); v%(24*time.Hour) == 0 && v > 0 {
+		return fmt.Sprintf("%dd", v/(24*time.Hour))
+	}
+	return time.Duration(d).String()
+}
+
+// UnmarshalYAML reads a duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	var s string
+	if err := n.Decode(&s); err != nil {
+		return err
+	}
+	return d.Set(s)
 }
 
 // DefaultConfig returns the configuration of a plain `fleetwatch-hub`.
@@ -45,8 +92,13 @@ func DefaultConfig() Config {
 		CommitInterval: 500 * time.Millisecond,
 		FleetInterval:  time.Second,
 		Heartbeat:      15 * time.Second,
-		LogLevel:       "info",
-		LogFormat:      "text",
+		Retention: Retention{
+			Raw:    Duration(boltstore.DefaultRawRetention),
+			Minute: Duration(boltstore.DefaultMinuteRetention),
+			Hour:   Duration(boltstore.DefaultHourRetention),
+		},
+		LogLevel:  "info",
+		LogFormat: "text",
 	}
 }
 
@@ -64,6 +116,10 @@ func (c *Config) ParseFlags(args []string, getenv func(string) string, stderr io
 	fs.StringVar(&f.ClientID, "client-id", c.ClientID, "MQTT client id (names the hub's persistent session)")
 	fs.StringVar(&f.MQTTUsername, "mqtt-username", c.MQTTUsername, "MQTT username (password: FLEETWATCH_MQTT_PASSWORD)")
 	fs.DurationVar(&f.CommitInterval, "commit-interval", c.CommitInterval, "longest a reading waits for its durable commit")
+	f.Retention = c.Retention
+	fs.Var(&f.Retention.Raw, "retention-raw", "how long raw samples are kept")
+	fs.Var(&f.Retention.Minute, "retention-1m", "how long 1-minute rollups are kept")
+	fs.Var(&f.Retention.Hour, "retention-1h", "how long 1-hour rollups are kept")
 	fs.StringVar(&f.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.Usage = func() {
@@ -100,6 +156,15 @@ func (c *Config) ParseFlags(args []string, getenv func(string) string, stderr io
 	apply("log-format", &c.LogFormat, f.LogFormat)
 	if set["commit-interval"] {
 		c.CommitInterval = f.CommitInterval
+	}
+	for name, p := range map[string][2]*Duration{
+		"retention-raw": {&c.Retention.Raw, &f.Retention.Raw},
+		"retention-1m":  {&c.Retention.Minute, &f.Retention.Minute},
+		"retention-1h":  {&c.Retention.Hour, &f.Retention.Hour},
+	} {
+		if set[name] {
+			*p[0] = *p[1]
+		}
 	}
 	return c.Validate()
 }
@@ -159,6 +224,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Heartbeat <= 0 {
 		return fmt.Errorf("sse_heartbeat %s: must be positive", c.Heartbeat)
+	}
+	r := c.Retention
+	switch {
+	case time.Duration(r.Raw) < 10*time.Minute:
+		return fmt.Errorf("retention.raw %s: want at least 10m", r.Raw)
+	case r.Minute < r.Raw:
+		return fmt.Errorf("retention.minute %s: want at least retention.raw (%s)", r.Minute, r.Raw)
+	case r.Hour < r.Minute:
+		return fmt.Errorf("retention.hour %s: want at least retention.minute (%s)", r.Hour, r.Minute)
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -92,7 +92,12 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	m.Store, err = boltstore.Open(filepath.Join(c.Data, "fleetwatch.db"), boltstore.Options{})
+	m.Store, err = boltstore.Open(filepath.Join(c.Data, "fleetwatch.db"), boltstore.Options{
+		RawRetention:    time.Duration(c.Retention.Raw),
+		MinuteRetention: time.Duration(c.Retention.Minute),
+		HourRetention:   time.Duration(c.Retention.Hour),
+		Logger:          log.With("system", "store"),
+	})
 	if err != nil {
 		return err
 	}
