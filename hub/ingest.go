@@ -40,6 +40,10 @@ type Ingester struct {
 
 	Stats Stats
 
+	// commitErr is the error of the last commit attempt, nil once one
+	// succeeds: see CommitErr.
+	commitErr atomic.Pointer[error]
+
 	once  sync.Once
 	queue chan item
 	done  chan struct{}
@@ -196,6 +200,16 @@ func (in *Ingester) enqueue(it item) {
 	}
 }
 
+// CommitErr returns the error of the last commit attempt, or nil if it
+// succeeded (or none was made yet). While it is non-nil the writer is
+// retrying and acks are held: the hub is not ready. Safe for concurrent use.
+func (in *Ingester) CommitErr() error {
+	if p := in.commitErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
 // Run is the single writer: it commits queued messages in groups, then acks
 // them, until ctx is done; it commits what is already queued before it
 // returns.
@@ -270,6 +284,7 @@ func (in *Ingester) commit(ctx context.Context, items []item) {
 			break
 		}
 		in.Stats.CommitErrs.Add(1)
+		in.commitErr.Store(&err)
 		in.Logger.Error("commit failed; acks held until it succeeds", "messages", len(items), "attempt", attempt+1, "err", err)
 		select {
 		case <-time.After(DefaultRetry):
@@ -279,6 +294,9 @@ func (in *Ingester) commit(ctx context.Context, items []item) {
 				return
 			}
 		}
+	}
+	if in.commitErr.Swap(nil) != nil {
+		in.Logger.Info("commit succeeded again; acks resume", "messages", len(items))
 	}
 	in.Stats.Commits.Add(1)
 	in.Stats.Readings.Add(uint64(res.Stored))

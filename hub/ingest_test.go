@@ -414,3 +414,64 @@ func TestIngester_Run(t *testing.T) {
 		}
 	})
 }
+
+func TestIngester_CommitErr(t *testing.T) {
+	errFull := errors.New("write fleetwatch.db: no space left on device")
+	var failing atomic.Bool
+	failing.Store(true)
+	store := &fakeStore{CommitFunc: func(b *hub.Batch) (hub.CommitResult, error) {
+		if failing.Load() {
+			return hub.CommitResult{}, errFull
+		}
+		return hub.CommitResult{Stored: len(b.Envelopes)}, nil
+	}}
+	in := newIngester(store, nil)
+	if err := in.CommitErr(); err != nil {
+		t.Fatalf("CommitErr() before any commit = %v, want nil", err)
+	}
+	run(t, in)
+
+	// Readers poll concurrently with the writer (run with -race).
+	stop := make(chan struct{})
+	var readers sync.WaitGroup
+	for range 4 {
+		readers.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+					_ = in.CommitErr()
+				}
+			}
+		})
+	}
+	defer func() { close(stop); readers.Wait() }()
+
+	acked := make(chan struct{})
+	in.Handle(hub.Message{Topic: topics.Telemetry("pi-a"), Payload: payload(t, env("pi-a", "b1", t0, 1)), Ack: func() { close(acked) }})
+	deadline := time.Now().Add(5 * time.Second)
+	for in.CommitErr() == nil {
+		if time.Now().After(deadline) {
+			t.Fatal("CommitErr() still nil 5s after a failing commit")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	if err := in.CommitErr(); !errors.Is(err, errFull) {
+		t.Fatalf("CommitErr() = %v, want %v", err, errFull)
+	}
+	select {
+	case <-acked:
+		t.Fatal("message acked while its commit fails")
+	default:
+	}
+
+	failing.Store(false)
+	waitFor(t, "the MQTT ack after the retry succeeds", acked)
+	if err := in.CommitErr(); err != nil {
+		t.Errorf("CommitErr() after a successful commit = %v, want nil", err)
+	}
+	if in.Stats.CommitErrs.Load() == 0 {
+		t.Error("Stats.CommitErrs = 0, want the failed attempts counted")
+	}
+}

@@ -144,7 +144,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.Web = &web.Server{
 		Addr: c.HTTP, Registry: registry, History: m.Store, Feed: feed, Stats: &m.Ingest.Stats,
 		Dashboard: dash, AllowedOrigins: c.AllowedOrigins, Heartbeat: c.Heartbeat,
-		Ready:  m.Sub.Ready,
+		Ready:  m.ready,
 		Gauges: m.gauges,
 		Logger: log.With("system", "web"),
 	}
@@ -164,12 +164,22 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	return nil
 }
 
+// ready is /healthz: the broker subscription is live and the last commit
+// succeeded. While commits fail (disk full, read-only file system) the
+// writer retries and holds every ack, so the hub is not ready even though
+// it still serves reads; the failing commit's error is in the log and
+// fleetwatch_commit_failing is 1 at /metrics.
+func (m *Main) ready() bool {
+	return m.Sub.Ready() && m.Ingest.CommitErr() == nil
+}
+
 func (m *Main) gauges() []web.Gauge {
 	st := m.Store.Stats()
 	g := []web.Gauge{
 		{Name: "fleetwatch_store_write_tx_total", Type: "counter", Help: "Store write transactions (two fsyncs each).", Value: float64(m.Ingest.Stats.Commits.Load())},
 		{Name: "fleetwatch_store_free_pages", Type: "gauge", Help: "Free pages in the store file.", Value: float64(st.FreePageN)},
 		{Name: "fleetwatch_acks_sent_total", Type: "counter", Help: "End-to-end acks published to devices.", Value: float64(m.Sub.AcksSent())},
+		{Name: "fleetwatch_commit_failing", Type: "gauge", Help: "1 while the last store commit failed (disk full, read-only file system, ...): acks are held and /healthz answers 503.", Value: b2f(m.Ingest.CommitErr() != nil)},
 	}
 	if m.Broker != nil {
 		bs := m.Broker.Stats()
@@ -209,6 +219,13 @@ func (m *Main) Close(ctx context.Context) error {
 		errs = append(errs, m.Store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 func newLogger(w io.Writer, level, format string) *slog.Logger {
