@@ -61,6 +61,7 @@ type Stats struct {
 	Readings   atomic.Uint64 // readings stored (committed)
 	Duplicates atomic.Uint64 // readings received again and skipped
 	Gaps       atomic.Uint64 // readings settled as gaps
+	Dropped    atomic.Uint64 // readings settled but not stored: outside retention
 	Commits    atomic.Uint64
 	CommitErrs atomic.Uint64
 	Queued     atomic.Int64
@@ -285,7 +286,11 @@ func (in *Ingester) commit(ctx context.Context, items []item) {
 		}
 		in.Stats.CommitErrs.Add(1)
 		in.commitErr.Store(&err)
-		in.Logger.Error("commit failed; acks held until it succeeds", "messages", len(items), "attempt", attempt+1, "err", err)
+		// Log the first failures, then every 64th: a full disk must not
+		// fill itself further with our own log lines.
+		if attempt < 3 || attempt%64 == 0 {
+			in.Logger.Error("commit failed; acks held until it succeeds", "messages", len(items), "attempt", attempt+1, "err", err)
+		}
 		select {
 		case <-time.After(DefaultRetry):
 		case <-ctx.Done():
@@ -302,6 +307,7 @@ func (in *Ingester) commit(ctx context.Context, items []item) {
 	in.Stats.Readings.Add(uint64(res.Stored))
 	in.Stats.Duplicates.Add(uint64(res.Duplicates))
 	in.Stats.Gaps.Add(uint64(res.Gaps))
+	in.Stats.Dropped.Add(uint64(res.Dropped))
 	in.Stats.Queued.Add(-int64(len(items)))
 	for _, it := range items {
 		it.ack()

@@ -21,6 +21,7 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	metric("fleetwatch_readings_ingested_total", "counter", "Readings durably stored.", float64(st.Readings.Load()))
 	metric("fleetwatch_readings_duplicate_total", "counter", "Redelivered readings skipped.", float64(st.Duplicates.Load()))
 	metric("fleetwatch_readings_gap_total", "counter", "Readings settled as gaps (dropped by agents).", float64(st.Gaps.Load()))
+	metric("fleetwatch_readings_dropped_total", "counter", "Readings acked but not stored: older than the raw retention or too far in the future.", float64(st.Dropped.Load()))
 	metric("fleetwatch_commits_total", "counter", "Store commits.", float64(st.Commits.Load()))
 	metric("fleetwatch_commit_errors_total", "counter", "Failed store commits (retried).", float64(st.CommitErrs.Load()))
 	metric("fleetwatch_ingest_queue", "gauge", "Messages waiting for a commit.", float64(st.Queued.Load()))

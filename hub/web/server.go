@@ -46,7 +46,7 @@ type Server struct {
 	Dashboard http.Handler
 	// Ready reports whether the store is open and the broker subscription
 	// is live; /healthz answers 503 otherwise.
-	Ready func() bool
+	Ready func() error
 	// Gauges adds extra lines to /metrics (store and broker counters).
 	Gauges func() []Gauge
 	// AllowedOrigins lists extra origins (scheme://host[:port]) that may
@@ -91,7 +91,7 @@ func (s *Server) Open() error {
 		s.Heartbeat = DefaultHeartbeat
 	}
 	if s.Ready == nil {
-		s.Ready = func() bool { return true }
+		s.Ready = func() error { return nil }
 	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {

@@ -74,7 +74,12 @@ func newFixture(t *testing.T, configure ...func(*web.Server)) *fixture {
 
 	f.srv = &web.Server{
 		Addr: "127.0.0.1:0", Registry: reg, History: store, Feed: feed, Stats: &f.in.Stats,
-		Ready: f.ready.Load, Now: clock,
+		Ready: func() error {
+			if !f.ready.Load() {
+				return errors.New("broker not connected and subscribed")
+			}
+			return nil
+		}, Now: clock,
 	}
 	for _, c := range configure {
 		c(f.srv)

@@ -169,8 +169,14 @@ func (m *Main) Run(ctx context.Context) (err error) {
 // writer retries and holds every ack, so the hub is not ready even though
 // it still serves reads; the failing commit's error is in the log and
 // fleetwatch_commit_failing is 1 at /metrics.
-func (m *Main) ready() bool {
-	return m.Sub.Ready() && m.Ingest.CommitErr() == nil
+func (m *Main) ready() error {
+	if !m.Sub.Ready() {
+		return errors.New("broker not connected and subscribed")
+	}
+	if err := m.Ingest.CommitErr(); err != nil {
+		return fmt.Errorf("store commits failing, acks held: %w", err)
+	}
+	return nil
 }
 
 func (m *Main) gauges() []web.Gauge {
