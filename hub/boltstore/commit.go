@@ -41,6 +41,7 @@ type commit struct {
 type partRef struct {
 	tier  int
 	start int64
+	sid   uint32
 }
 
 // Commit stores b in one transaction (two fsyncs) and returns the acks it
@@ -73,6 +74,9 @@ func (s *Store) Commit(b *hub.Batch) (hub.CommitResult, error) {
 		s.lastSweep = now
 		if err := s.expire(now); err != nil {
 			s.opt.Logger.Error("retention sweep failed; retrying next minute", "err", err)
+		}
+		if err := s.compact(now); err != nil {
+			s.opt.Logger.Error("compaction failed; retrying next minute", "err", err)
 		}
 	}
 	return c.res, nil
@@ -263,11 +267,11 @@ func (c *commit) seal(sr *series, st *headState, n int) error {
 	if err != nil {
 		return fmt.Errorf("encode chunk of series %d: %w", sr.sid, err)
 	}
-	b, err := c.partition(tierRaw, c.s.tiers[tierRaw].partOf(pts[0].TS))
+	b, err := c.bucket(tierRaw, c.s.tiers[tierRaw].partOf(pts[0].TS), sr.sid)
 	if err != nil {
 		return err
 	}
-	if err := b.Put(chunkKey(sr.sid, pts[0].TS), enc); err != nil {
+	if err := b.Put(u64Key(uint64(pts[0].TS)), enc); err != nil {
 		return fmt.Errorf("put chunk of series %d: %w", sr.sid, err)
 	}
 	last := pts[n-1].TS
@@ -312,18 +316,34 @@ func (c *commit) sealAged() error {
 	return nil
 }
 
-// partition returns the bucket of a tier's partition, creating it.
-func (c *commit) partition(t int, start int64) (*bolt.Bucket, error) {
-	ref := partRef{t, start}
+// bucket returns the bucket of a series in a tier's partition, creating
+// both as needed.
+func (c *commit) bucket(t int, start int64, sid uint32) (*bolt.Bucket, error) {
+	ref := partRef{t, start, sid}
 	if b := c.parts[ref]; b != nil {
 		return b, nil
 	}
-	b, err := c.tx.Bucket(c.s.tiers[t].name).CreateBucketIfNotExists(u64Key(uint64(start)))
-	if err != nil {
-		return nil, fmt.Errorf("create partition %s/%d: %w", c.s.tiers[t].name, start, err)
+	pref := partRef{t, start, 0}
+	pb := c.parts[pref]
+	if pb == nil {
+		var err error
+		pb, err = c.tx.Bucket(c.s.tiers[t].name).CreateBucketIfNotExists(u64Key(uint64(start)))
+		if err != nil {
+			return nil, fmt.Errorf("create partition %s/%d: %w", c.s.tiers[t].name, start, err)
+		}
+		// New series arrive in sid order mostly; the partition is written
+		// far less than the series buckets in it.
+		pb.FillPercent = 1.0
+		c.parts[pref] = pb
 	}
-	// Chunks arrive in time order within a series, so full pages are
-	// right: splitting at half (the default) would double the file.
+	b, err := pb.CreateBucketIfNotExists(sidKey(sid))
+	if err != nil {
+		return nil, fmt.Errorf("create series %d in partition %s/%d: %w", sid, c.s.tiers[t].name, start, err)
+	}
+	// A series' chunks arrive in time order, so full pages are right: the
+	// default (split at half) would leave the file half empty. One bucket
+	// per series keeps every write an append; with all series in one
+	// bucket, writes land between series and leave pages ~2/3 full.
 	b.FillPercent = 1.0
 	c.parts[ref] = b
 	return b, nil
@@ -349,11 +369,11 @@ func (c *commit) flushBackfill() error {
 			for n < len(pts) && raw.partOf(pts[n].TS) == start {
 				n++
 			}
-			b, err := c.partition(tierRaw, start)
+			b, err := c.bucket(tierRaw, start, sr.sid)
 			if err != nil {
 				return err
 			}
-			if _, err := mergeChunks(b, sr.sid, pts[:n], rawCodec, c.s.opt.MaxChunkPoints); err != nil {
+			if _, err := mergeChunks(b, pts[:n], rawCodec, c.s.opt.MaxChunkPoints); err != nil {
 				return fmt.Errorf("backfill series %d: %w", sr.sid, err)
 			}
 			c.markDirty(sr, pts[0].TS, pts[n-1].TS)

@@ -6,16 +6,17 @@ gap ledger per device.
 
 # Layout
 
-	meta/version                        → "2"
-	meta/partition/<tier>               → partition length, ms (BE8), fixed at creation
-	devices/<id>                        → JSON hub.DeviceRecord
-	acks/<device>/<boot>                → watermark (uvarints)
-	sids/<device> 0x00 <metric>         → series id (BE4)
-	wal/<record BE8>                    → samples of the open chunks (see wal.go)
-	raw/<partition start BE8>/<sid BE4><first ts BE8> → chunk (hub/chunk)
-	1m/<partition start BE8>/<sid BE4><first ts BE8>  → rollup chunk (hub/rollup)
-	1h/<partition start BE8>/<sid BE4><first ts BE8>  → rollup chunk
-	gaps/<device>/<boot> 0x00 <first seq BE8> → JSON hub.GapRecord
+	meta/version                          → "2"
+	meta/partition/<tier>                 → partition length, ms (BE8), fixed at creation
+	meta/compact/<tier>/<partition>       → compaction progress
+	devices/<id>                          → JSON hub.DeviceRecord
+	acks/<device>/<boot>                  → watermark (uvarints)
+	sids/<device> 0x00 <metric>           → series id (BE4)
+	wal/<record BE8><segment BE4>         → samples of the open chunks (see wal.go)
+	raw/<partition start BE8>/<sid BE4>/<first ts BE8> → chunk (hub/chunk)
+	1m/<partition start BE8>/<sid BE4>/<first ts BE8>  → rollup chunk (hub/rollup)
+	1h/<partition start BE8>/<sid BE4>/<first ts BE8>  → rollup chunk
+	gaps/<device>/<boot> 0x00 <first seq BE8>          → JSON hub.GapRecord
 
 A series is one (device, metric). Its newest samples live in memory in an open
 chunk (the head) and in the WAL; when the head holds MaxChunkPoints samples,
@@ -42,9 +43,14 @@ they stay exact under backfill. Queries read the tiers for sealed time and
 compute the rest from raw samples, so a chart of the last day is never
 missing its last minutes.
 
-Retention drops whole partitions (DeleteBucket), so the file stops growing:
-bbolt reuses the freed pages for the next partition. Samples older than the
-raw retention when they arrive are counted and dropped.
+Each series has its own bucket in each partition, so writing a chunk is an
+append, never an insert between other series' keys. Once a partition is
+closed (its time past by more than MaxHeadAge), a background step rewrites
+its series buckets in bulk, packing pages to ~95% (appends one at a time
+leave them ~70% full, compact.go says why). Retention drops whole
+partitions (DeleteBucket), so the file stops growing: bbolt reuses the
+freed pages for the next partition. Samples older than the raw retention
+when they arrive are counted and dropped.
 
 Readers never block the writer for longer than a copy of one head; the
 in-memory state is guarded by one RWMutex.

@@ -37,6 +37,9 @@ func (s *Store) expire(now int64) error {
 				if err := tb.DeleteBucket(k); err != nil {
 					return fmt.Errorf("expire partition %s/%d: %w", t.name, bytes2u64(k), err)
 				}
+				if err := dropCompactState(tx.Bucket(bucketMeta), t, k); err != nil {
+					return err
+				}
 				s.opt.Logger.Info("expired history partition", "tier", string(t.name), "start_ms", bytes2u64(k))
 			}
 		}

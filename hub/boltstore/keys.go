@@ -12,22 +12,11 @@ import (
 // Keys are fixed-width big-endian so byte order is time order (bbolt's own
 // advice for range scans) and a series' chunks are adjacent.
 
-const chunkKeyLen = 12
-
-// chunkKey is sid (4 bytes) then the chunk's first timestamp (8 bytes).
-func chunkKey(sid uint32, ts int64) []byte {
-	k := make([]byte, chunkKeyLen)
+// sidKey names a series' bucket inside a partition.
+func sidKey(sid uint32) []byte {
+	k := make([]byte, 4)
 	binary.BigEndian.PutUint32(k, sid)
-	binary.BigEndian.PutUint64(k[4:], uint64(ts))
 	return k
-}
-
-// parseChunkKey splits a chunk key; ok is false for a foreign key.
-func parseChunkKey(k []byte) (sid uint32, ts int64, ok bool) {
-	if len(k) != chunkKeyLen {
-		return 0, 0, false
-	}
-	return binary.BigEndian.Uint32(k), int64(binary.BigEndian.Uint64(k[4:])), true
 }
 
 func u64Key(v uint64) []byte {

@@ -67,42 +67,42 @@ func mergeSorted[P any](cd codec[P], old, add []P) []P {
 	return append(out, add[j:]...)
 }
 
-// findChunk locates the chunk of sid in b that points at ts belong to: the
-// last one starting at or before ts, else the first one after it. It
-// returns copies of its key and value (nil if sid has no chunk in b) and
-// the start of the chunk after it (MaxInt64 if none).
-func findChunk(b *bolt.Bucket, sid uint32, ts int64) (key, val []byte, next int64) {
+// findChunk locates the chunk of series bucket b that points at ts belong
+// to: the last one starting at or before ts, else the first one. It returns
+// copies of its key and value (nil if b is empty) and the start of the
+// chunk after it (MaxInt64 if none).
+func findChunk(b *bolt.Bucket, ts int64) (key, val []byte, next int64) {
 	c := b.Cursor()
-	k, v := c.Seek(chunkKey(sid, ts))
-	if s, t, ok := parseChunkKey(k); !ok || s != sid || t != ts {
+	k, v := c.Seek(u64Key(uint64(ts)))
+	if k == nil || int64(bytes2u64(k)) != ts {
 		var pk, pv []byte
 		if k == nil {
 			pk, pv = c.Last()
 		} else {
 			pk, pv = c.Prev()
 		}
-		if s, _, ok := parseChunkKey(pk); ok && s == sid {
+		if pk != nil {
 			k, v = pk, pv
-		} else if s, _, ok := parseChunkKey(k); !ok || s != sid {
+		} else if k == nil {
 			return nil, nil, math.MaxInt64
+		} else {
+			k, v = c.Seek(k) // no chunk before: the first one
 		}
 	}
 	key, val = bytes.Clone(k), bytes.Clone(v)
 	c.Seek(key)
 	next = math.MaxInt64
 	if nk, _ := c.Next(); nk != nil {
-		if s, t, ok := parseChunkKey(nk); ok && s == sid {
-			next = t
-		}
+		next = int64(bytes2u64(nk))
 	}
 	return key, val, next
 }
 
 // mergeChunks folds pts (sorted, unique timestamps, all in b's partition)
-// into sid's chunks in b, re-splitting any that grow past maxN.
-func mergeChunks[P any](b *bolt.Bucket, sid uint32, pts []P, cd codec[P], maxN int) (added int, err error) {
+// into the chunks of series bucket b, re-splitting any past maxN points.
+func mergeChunks[P any](b *bolt.Bucket, pts []P, cd codec[P], maxN int) (added int, err error) {
 	for len(pts) > 0 {
-		key, val, next := findChunk(b, sid, cd.ts(&pts[0]))
+		key, val, next := findChunk(b, cd.ts(&pts[0]))
 		n := 1
 		for n < len(pts) && cd.ts(&pts[n]) < next {
 			n++
@@ -122,7 +122,7 @@ func mergeChunks[P any](b *bolt.Bucket, sid uint32, pts []P, cd codec[P], maxN i
 		} else {
 			added += len(merged)
 		}
-		if err := putSplit(b, sid, merged, cd, maxN); err != nil {
+		if err := putSplit(b, merged, cd, maxN); err != nil {
 			return added, err
 		}
 	}
@@ -130,7 +130,7 @@ func mergeChunks[P any](b *bolt.Bucket, sid uint32, pts []P, cd codec[P], maxN i
 }
 
 // putSplit writes pts as chunks of at most maxN points, evenly sized.
-func putSplit[P any](b *bolt.Bucket, sid uint32, pts []P, cd codec[P], maxN int) error {
+func putSplit[P any](b *bolt.Bucket, pts []P, cd codec[P], maxN int) error {
 	pieces := (len(pts) + maxN - 1) / maxN
 	for i := range pieces {
 		part := pts[i*len(pts)/pieces : (i+1)*len(pts)/pieces]
@@ -138,8 +138,32 @@ func putSplit[P any](b *bolt.Bucket, sid uint32, pts []P, cd codec[P], maxN int)
 		if err != nil {
 			return err
 		}
-		if err := b.Put(chunkKey(sid, cd.ts(&part[0])), enc); err != nil {
+		if err := b.Put(u64Key(uint64(cd.ts(&part[0]))), enc); err != nil {
 			return err
+		}
+	}
+	return nil
+}
+
+// seriesBuckets calls fn with each partition of tier t that can hold
+// timestamps in [from, to] and has a bucket for sid, oldest first.
+func seriesBuckets(tx *bolt.Tx, t *tier, sid uint32, from, to int64, fn func(b *bolt.Bucket) (bool, error)) error {
+	tb := tx.Bucket(t.name)
+	parts := tb.Cursor()
+	name := sidKey(sid)
+	for pk, _ := parts.Seek(u64Key(uint64(max(t.partOf(from), 0)))); pk != nil; pk, _ = parts.Next() {
+		if int64(bytes2u64(pk)) > to {
+			break
+		}
+		pb := tb.Bucket(pk)
+		if pb == nil {
+			continue
+		}
+		if sb := pb.Bucket(name); sb != nil {
+			more, err := fn(sb)
+			if err != nil || !more {
+				return err
+			}
 		}
 	}
 	return nil
@@ -151,18 +175,10 @@ func readRange[P any](tx *bolt.Tx, t *tier, sid uint32, from, to int64, cd codec
 	if from > to {
 		return dst, nil
 	}
-	parts := tx.Bucket(t.name).Cursor()
-	for pk, _ := parts.Seek(u64Key(uint64(max(t.partOf(from), 0)))); pk != nil; pk, _ = parts.Next() {
-		if int64(bytes2u64(pk)) > to {
-			break
-		}
-		b := tx.Bucket(t.name).Bucket(pk)
-		if b == nil {
-			continue
-		}
+	err := seriesBuckets(tx, t, sid, from, to, func(b *bolt.Bucket) (bool, error) {
 		c := b.Cursor()
-		k, v := c.Seek(chunkKey(sid, from))
-		if s, ts, ok := parseChunkKey(k); !ok || s != sid || ts != from {
+		k, v := c.Seek(u64Key(uint64(max(from, 0))))
+		if k == nil || int64(bytes2u64(k)) != from {
 			// The chunk before may hold from.
 			var pk, pv []byte
 			if k == nil {
@@ -170,21 +186,20 @@ func readRange[P any](tx *bolt.Tx, t *tier, sid uint32, from, to int64, cd codec
 			} else {
 				pk, pv = c.Prev()
 			}
-			if s, _, ok := parseChunkKey(pk); ok && s == sid {
+			if pk != nil {
 				k, v = pk, pv
 			} else if k != nil {
 				k, v = c.Seek(k)
 			}
 		}
 		for ; k != nil; k, v = c.Next() {
-			s, start, ok := parseChunkKey(k)
-			if !ok || s != sid || start > to {
-				break
+			if int64(bytes2u64(k)) > to {
+				return false, nil
 			}
 			n0 := len(dst)
 			var err error
 			if dst, err = cd.decode(dst, v); err != nil {
-				return dst[:n0], fmt.Errorf("chunk %x of %s: %w", k, t.name, err)
+				return false, fmt.Errorf("chunk %x of %s series %d: %w", k, t.name, sid, err)
 			}
 			if first, last := cd.ts(&dst[n0]), cd.ts(&dst[len(dst)-1]); first < from || last > to {
 				keep := dst[:n0]
@@ -196,8 +211,9 @@ func readRange[P any](tx *bolt.Tx, t *tier, sid uint32, from, to int64, cd codec
 				dst = keep
 			}
 		}
-	}
-	return dst, nil
+		return true, nil
+	})
+	return dst, err
 }
 
 func bytes2u64(b []byte) uint64 {

@@ -71,41 +71,30 @@ func (s *Store) countRaw(tx *bolt.Tx, sn *snapshot, from, to int64) (int, error)
 	if from > to {
 		return n, nil
 	}
-	t := &s.tiers[tierRaw]
-	parts := tx.Bucket(t.name).Cursor()
 	var edge []chunk.Point
-	for pk, _ := parts.Seek(u64Key(uint64(max(t.partOf(from), 0)))); pk != nil; pk, _ = parts.Next() {
-		if int64(bytes2u64(pk)) > to {
-			break
-		}
-		b := tx.Bucket(t.name).Bucket(pk)
-		if b == nil {
-			continue
-		}
+	err := seriesBuckets(tx, &s.tiers[tierRaw], sn.sid, from, to, func(b *bolt.Bucket) (bool, error) {
 		start := from
-		if k, _, _ := findChunk(b, sn.sid, from); k != nil {
-			_, start, _ = parseChunkKey(k)
+		if k, _, _ := findChunk(b, from); k != nil {
+			start = int64(bytes2u64(k))
 		}
 		// A chunk lies wholly in the range when it starts at or after from
-		// and the next chunk of the series starts at or before to: then
-		// its header's count is enough.
+		// and the next chunk starts at or before to: then its header's
+		// count is enough.
 		var pk, pv []byte
 		c := b.Cursor()
-		for k, v := c.Seek(chunkKey(sn.sid, start)); ; k, v = c.Next() {
-			sid, ts, ok := parseChunkKey(k)
-			same := ok && sid == sn.sid
+		for k, v := c.Seek(u64Key(uint64(max(start, 0)))); ; k, v = c.Next() {
+			ts := int64(bytes2u64(k))
 			if pk != nil {
-				_, pts, _ := parseChunkKey(pk)
-				if pts >= from && same && ts <= to {
+				if pts := int64(bytes2u64(pk)); pts >= from && k != nil && ts <= to {
 					_, _, cnt, _, err := chunk.Header(pv)
 					if err != nil {
-						return 0, fmt.Errorf("chunk %x: %w", pk, err)
+						return false, fmt.Errorf("chunk %x: %w", pk, err)
 					}
 					n += cnt
 				} else {
 					var err error
 					if edge, err = chunk.DecodeAppend(edge[:0], pv); err != nil {
-						return 0, fmt.Errorf("chunk %x: %w", pk, err)
+						return false, fmt.Errorf("chunk %x: %w", pk, err)
 					}
 					for _, p := range edge {
 						if p.TS >= from && p.TS <= to {
@@ -114,11 +103,17 @@ func (s *Store) countRaw(tx *bolt.Tx, sn *snapshot, from, to int64) (int, error)
 					}
 				}
 			}
-			if !same || ts > to {
-				break
+			if k == nil {
+				return true, nil // on to the next partition
+			}
+			if ts > to {
+				return false, nil
 			}
 			pk, pv = k, v
 		}
+	})
+	if err != nil {
+		return 0, err
 	}
 	return n, nil
 }
@@ -245,17 +240,13 @@ func (s *Store) rolledBefore(tx *bolt.Tx, sn *snapshot, from, before int64) bool
 	if !sn.found {
 		return false
 	}
-	t := &s.tiers[tierMinute]
-	parts := tx.Bucket(t.name).Cursor()
-	for pk, _ := parts.Seek(u64Key(uint64(max(t.partOf(from), 0)))); pk != nil && int64(bytes2u64(pk)) < before; pk, _ = parts.Next() {
-		if b := tx.Bucket(t.name).Bucket(pk); b != nil {
-			k, _ := b.Cursor().Seek(chunkKey(sn.sid, 0))
-			if sid, ts, ok := parseChunkKey(k); ok && sid == sn.sid && ts < before {
-				return true
-			}
-		}
-	}
-	return false
+	found := false
+	_ = seriesBuckets(tx, &s.tiers[tierMinute], sn.sid, from, before-1, func(b *bolt.Bucket) (bool, error) {
+		k, _ := b.Cursor().First()
+		found = k != nil && int64(bytes2u64(k)) < before
+		return !found, nil
+	})
+	return found
 }
 
 // stepFor returns the smallest bucket width in ms whose epoch-aligned

@@ -76,11 +76,11 @@ func (c *commit) putRollups(t int, sid uint32, pts []rollup.Point) error {
 		for n < len(pts) && tr.partOf(pts[n].TS) == start {
 			n++
 		}
-		b, err := c.partition(t, start)
+		b, err := c.bucket(t, start, sid)
 		if err != nil {
 			return err
 		}
-		if _, err := mergeChunks(b, sid, pts[:n], rollupCodec, maxRollupPoints); err != nil {
+		if _, err := mergeChunks(b, pts[:n], rollupCodec, maxRollupPoints); err != nil {
 			return fmt.Errorf("rollups %s of series %d: %w", tr.name, sid, err)
 		}
 		pts = pts[n:]

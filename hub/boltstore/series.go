@@ -49,20 +49,21 @@ type device struct {
 // lookupSealed finds the newest timestamp on disk of a series by reading
 // its last chunk in the newest raw partition that has one.
 func (s *Store) lookupSealed(tx *bolt.Tx, sid uint32) (int64, error) {
-	parts := s.tiers[tierRaw].bucket(tx).Cursor()
+	t := &s.tiers[tierRaw]
+	tb := tx.Bucket(t.name)
+	parts := tb.Cursor()
+	name := sidKey(sid)
 	for pk, _ := parts.Last(); pk != nil; pk, _ = parts.Prev() {
-		b := s.tiers[tierRaw].bucket(tx).Bucket(pk)
-		if b == nil {
+		pb := tb.Bucket(pk)
+		if pb == nil {
 			continue
 		}
-		c := b.Cursor()
-		k, v := c.Seek(chunkKey(sid+1, 0))
-		if k == nil {
-			k, v = c.Last()
-		} else {
-			k, v = c.Prev()
+		sb := pb.Bucket(name)
+		if sb == nil {
+			continue
 		}
-		if got, _, ok := parseChunkKey(k); !ok || got != sid {
+		k, v := sb.Cursor().Last()
+		if k == nil {
 			continue
 		}
 		pts, err := chunk.Decode(v)

@@ -309,3 +309,19 @@ func (s *Store) SeriesCount() int {
 	}
 	return n
 }
+
+// Usage returns bytes in use (leaf and branch pages, bbolt's
+// Bucket.Stats) by each top-level bucket, and the samples' share of it.
+func (s *Store) Usage() (map[string]int64, error) {
+	out := map[string]int64{}
+	err := s.db.View(func(tx *bolt.Tx) error {
+		return tx.ForEach(func(name []byte, b *bolt.Bucket) error {
+			st := b.Stats()
+			out[string(name)] = int64(st.LeafAlloc + st.BranchAlloc)
+			out[string(name)+".used"] = int64(st.LeafInuse + st.BranchInuse)
+			out[string(name)+".keys"] = int64(st.KeyN)
+			return nil
+		})
+	})
+	return out, err
+}
