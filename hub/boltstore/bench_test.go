@@ -36,13 +36,13 @@ type piDevice struct {
 
 // The kinds of the 30 metrics, in order.
 const (
-	kindBusy   = iota // CPU percentages: a fast random walk, 0.01
-	kindBytes         // memory and disk bytes: kB steps
-	kindBurst         // active rates: idle or a burst, 0.01
-	kindLoad          // load averages: a slow walk, 0.01
-	kindSlow          // slowly moving percentages and temperature
-	kindCount         // process count, uptime
-	kindConst         // totals, idle-interface rates, errors
+	kindBusy  = iota // CPU percentages: a fast random walk, 0.01
+	kindBytes        // memory and disk bytes: kB steps
+	kindBurst        // active rates: idle or a burst, 0.01
+	kindLoad         // load averages: a slow walk, 0.01
+	kindSlow         // slowly moving percentages and temperature
+	kindCount        // process count, uptime
+	kindConst        // totals, idle-interface rates, errors
 )
 
 var piKinds = [30]int{
