@@ -492,3 +492,55 @@ func TestAgent_Run(t *testing.T) {
 		})
 	})
 }
+
+func TestAgent_Run_AlignedStamps(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		time.Sleep(1300 * time.Millisecond) // start off the schedule
+		h := newHub(t)
+		calls := 0
+		c := &fakeCollector{
+			NameFunc: func() string { return "slow" },
+			CollectFunc: func(ctx context.Context, m telemetry.Metrics) error {
+				calls++
+				if calls == 4 {
+					time.Sleep(1500 * time.Millisecond) // a collection overrunning its interval
+				}
+				m["test.value"] = 1
+				return nil
+			},
+		}
+		a := newTestAgent(h.publisher(), c)
+		a.Phase = 250 * time.Millisecond
+		stop := start(t, a)
+		time.Sleep(6200 * time.Millisecond) // until 7.5 s
+		stop()
+
+		var got []int64
+		for _, r := range h.readings() {
+			got = append(got, r.TS-time.Unix(946684800, 0).UnixMilli()) // the bubble's epoch
+		}
+		// The first reading is taken at start; the rest on the schedule
+		// (whole seconds + 250 ms), skipping the tick the slow collection
+		// overran, never twice.
+		if want := []int64{1300, 2250, 3250, 4250, 6250, 7250}; !slices.Equal(got, want) {
+			t.Errorf("timestamps (ms after the bubble's start) = %v, want %v", got, want)
+		}
+	})
+}
+
+func TestPhaseOf(t *testing.T) {
+	seen := map[time.Duration]bool{}
+	for i := range 100 {
+		p := PhaseOf(fmt.Sprintf("pi-%03d", i), time.Second)
+		if p < 0 || p >= time.Second || p%time.Millisecond != 0 {
+			t.Fatalf("PhaseOf(pi-%03d, 1s) = %v, want whole ms in [0, 1s)", i, p)
+		}
+		if again := PhaseOf(fmt.Sprintf("pi-%03d", i), time.Second); again != p {
+			t.Fatalf("PhaseOf is not stable: %v then %v", p, again)
+		}
+		seen[p/(100*time.Millisecond)] = true
+	}
+	if len(seen) < 8 {
+		t.Errorf("100 devices fall in %d of 10 tenths of the interval, want them spread", len(seen))
+	}
+}

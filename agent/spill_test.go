@@ -295,7 +295,7 @@ func TestAgent_Run_Restart(t *testing.T) {
 			ackLikeTheHub(h, a2)
 			stop2 := start(t, a2)
 			defer stop2()
-			time.Sleep(2500 * time.Millisecond)
+			time.Sleep(2200 * time.Millisecond) // ticks fire on whole seconds: end between two
 			if got, want := deliveredOf(h, testBoot), []uint64{7, 1, 2, 3, 4, 5, 6, 8, 9}; !slices.Equal(got, want) {
 				t.Fatalf("delivered %v, want %v: the same boot, nothing lost", got, want)
 			}
@@ -309,7 +309,9 @@ func TestAgent_Run_Restart(t *testing.T) {
 					}
 				}
 			}
-			time.Sleep(10 * time.Second) // a spill check after the acks
+			// A spill check after the acks; ending half-way between two
+			// ticks (they fire on whole seconds) so the count is exact.
+			time.Sleep(9500 * time.Millisecond)
 			if got := files(t, dir); len(got) != 0 {
 				t.Fatalf("spool files %v, want none: the resume point is used and the backlog acked", got)
 			}
@@ -342,7 +344,7 @@ func TestAgent_Run_Restart(t *testing.T) {
 			ackLikeTheHub(h, a2)
 			stop2 := start(t, a2)
 			defer stop2()
-			time.Sleep(10500 * time.Millisecond)
+			time.Sleep(10200 * time.Millisecond) // ticks fire on whole seconds: end between two
 
 			// Everything taken more than the spill interval before the
 			// crash arrives, once, with its own boot, ts and "first".

@@ -19,6 +19,7 @@ var (
 	benchDevices = flag.Int("pi.devices", 100, "devices in BenchmarkStore_PiWorkload")
 	benchPart    = flag.Duration("pi.partition", 0, "raw partition length in BenchmarkStore_PiWorkload (0: the default, retention/8)")
 	benchCommit  = flag.Duration("pi.commit", 500*time.Millisecond, "simulated commit interval in BenchmarkStore_PiWorkload")
+	benchJitter  = flag.Bool("pi.jitter", false, "stamp readings with 0–4 ms of scheduler jitter, as agents before scheduled stamps did")
 )
 
 // piDevice generates the 30 metrics a Pi agent reports each second, shaped
@@ -26,8 +27,8 @@ var (
 // on the 2-core VM: 1.1 B/sample over its 44 series): busy CPU percentages
 // and page-granular byte gauges, bursty disk and network rates, smooth
 // loads, slow percentages, a temperature in the SoC sensor's steps,
-// counters and constants; all rounded as the collectors round, with 0–4 ms
-// of timestamp jitter.
+// counters and constants; all rounded as the collectors round, and stamped
+// on the agent's schedule (-pi.jitter adds 0–4 ms of scheduler jitter).
 type piDevice struct {
 	rng  *rand.Rand
 	vals [30]float64
@@ -113,7 +114,10 @@ func (d *piDevice) reading(ts int64) telemetry.Reading {
 		}
 	}
 	d.seq++
-	return telemetry.Reading{Seq: d.seq, TS: ts + int64(r.IntN(5)), Metrics: m}
+	if *benchJitter {
+		ts += int64(r.IntN(5))
+	}
+	return telemetry.Reading{Seq: d.seq, TS: ts, Metrics: m}
 }
 
 // BenchmarkStore_PiWorkload stores -pi.hours of 100 devices × 30 metrics at
@@ -150,8 +154,9 @@ func BenchmarkStore_PiWorkload(b *testing.B) {
 			busy += time.Since(t)
 			batch = nil
 		}
-		// Device i reports at i*1000/devices ms into each second; a commit
-		// holds what arrived in its interval, as the hub's writer does.
+		// Device i reports at its phase, i*1000/devices ms into each
+		// second; a commit holds what arrived in its interval, as the
+		// hub's writer does.
 		for ms := int64(0); ms < int64(secs)*1000; ms += 1000 / int64(devices) {
 			i := int(ms % 1000 * int64(devices) / 1000)
 			if batch == nil {

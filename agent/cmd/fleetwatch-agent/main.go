@@ -109,6 +109,7 @@ func run(ctx context.Context, cfg Config, stdout, stderr io.Writer) error {
 		Boot:          boot,
 		Tags:          cfg.Tags,
 		Interval:      cfg.Interval,
+		Phase:         agent.PhaseOf(cfg.Device, cfg.Interval),
 		Spool:         sp,
 		SpillInterval: cfg.SpillInterval,
 		MaxAge:        cfg.OutboxMaxAge,

@@ -151,6 +151,7 @@ func run(ctx context.Context, o options) error {
 			Boot:     fmt.Sprintf("sim-%d-%d", started.Unix(), i),
 			Tags:     map[string]string{"site": sites[i%len(sites)], "role": "sim"},
 			Interval: o.interval,
+			Phase:    agent.PhaseOf(id, o.interval),
 			Logger:   log.With("device", id),
 		}
 		switch mode {
