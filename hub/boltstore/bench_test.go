@@ -247,7 +247,7 @@ func BenchmarkStore_Query24h(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	q := hub.HistoryQuery{Device: "pi-000", Metrics: []string{"cpu.percent"}, From: start, To: start + day*1000}
+	q := hub.HistoryQuery{Device: "pi-000", Metrics: []string{piMetrics[0]}, From: start, To: start + day*1000}
 	for _, tc := range []struct {
 		name   string
 		points int

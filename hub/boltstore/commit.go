@@ -155,10 +155,17 @@ func (c *commit) reading(dev string, r telemetry.Reading, withSeq bool) error {
 		return nil
 	}
 	c.res.Stored++
+	known := c.s.devs[dev] // looked up once per reading, not per sample
 	for name, v := range r.Metrics {
-		sr, err := c.seriesFor(dev, name)
-		if err != nil {
-			return err
+		var sr *series
+		if known != nil {
+			sr = known.metrics[name]
+		}
+		if sr == nil {
+			var err error
+			if sr, err = c.seriesFor(dev, name); err != nil {
+				return err
+			}
 		}
 		if err := c.add(sr, r.TS, v); err != nil {
 			return err

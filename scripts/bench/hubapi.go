@@ -79,35 +79,42 @@ const historyPoints = 100_000
 // than historyPoints in the range) is an error, as its points are not
 // samples.
 func history(ctx context.Context, base, device, metric string, from, to int64) (historyResult, error) {
+	r, step, err := historyAt(ctx, base, device, metric, from, to, historyPoints)
+	if err == nil && step != 0 {
+		err = fmt.Errorf("history %s/%s: %d buckets of %d ms, not raw samples (more than %d in the range)", device, metric, r.Points, step, historyPoints)
+	}
+	return r, err
+}
+
+// historyAt reads at most points points of one metric, raw or bucketed,
+// and returns the bucket width (0: raw).
+func historyAt(ctx context.Context, base, device, metric string, from, to int64, points int) (historyResult, int64, error) {
 	q := url.Values{"metric": {metric}, "from": {strconv.FormatInt(from, 10)}, "to": {strconv.FormatInt(to, 10)},
-		"points": {strconv.Itoa(historyPoints)}}
+		"points": {strconv.Itoa(points)}}
 	u := base + "/api/v1/devices/" + url.PathEscape(device) + "/history?" + q.Encode()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	t0 := time.Now()
 	resp, err := api.Do(req)
 	if err != nil {
-		return historyResult{}, fmt.Errorf("history %s/%s: %w", device, metric, err)
+		return historyResult{}, 0, fmt.Errorf("history %s/%s: %w", device, metric, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	elapsed := time.Since(t0)
 	if err != nil {
-		return historyResult{}, fmt.Errorf("history %s/%s: %w", device, metric, err)
+		return historyResult{}, 0, fmt.Errorf("history %s/%s: %w", device, metric, err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return historyResult{}, fmt.Errorf("history %s/%s: %s: %s", device, metric, resp.Status, tail(string(body), 200))
+		return historyResult{}, 0, fmt.Errorf("history %s/%s: %s: %s", device, metric, resp.Status, tail(string(body), 200))
 	}
 	var v struct {
-		Step   int64        `json:"step"`
-		Points [][2]float64 `json:"points"` // [ts, value] while step is 0
+		Step   int64       `json:"step"`
+		Points [][]float64 `json:"points"` // [ts, value] raw, [ts, avg, min, max] buckets
 	}
 	if err := json.Unmarshal(body, &v); err != nil {
-		return historyResult{}, fmt.Errorf("history %s/%s: %w", device, metric, err)
+		return historyResult{}, 0, fmt.Errorf("history %s/%s: %w", device, metric, err)
 	}
-	if v.Step != 0 {
-		return historyResult{}, fmt.Errorf("history %s/%s: %d buckets of %d ms, not raw samples (more than %d in the range)", device, metric, len(v.Points), v.Step, historyPoints)
-	}
-	return historyResult{Points: len(v.Points), Bytes: len(body), Elapsed: elapsed}, nil
+	return historyResult{Points: len(v.Points), Bytes: len(body), Elapsed: elapsed}, v.Step, nil
 }
 
 // fleetTotal returns how many devices the hub knows, from /metrics: the
