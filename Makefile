@@ -5,7 +5,7 @@ LDFLAGS := -s -w -X main.Version=$(VERSION)
 GO      ?= go
 BINS    := ./agent/cmd/fleetwatch-agent ./hub/cmd/fleetwatch-hub ./agent/cmd/fleetwatch-sim
 
-.PHONY: all build run test deps vet race arm check-deps test-js fuzz bench bench-smoke bench-go benchstat dist clean
+.PHONY: all build run test deps vet race arm check-deps test-js fuzz bench bench-smoke bench-go bench-store benchstat dist clean
 
 all: build
 
@@ -48,6 +48,10 @@ FUZZTIME ?= 30s
 fuzz:
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeTelemetry -fuzztime=$(FUZZTIME) ./agent/telemetry/
 	$(GO) test -run='^$$' -fuzz=FuzzDecodeStatus -fuzztime=$(FUZZTIME) ./agent/telemetry/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeAck -fuzztime=$(FUZZTIME) ./agent/telemetry/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./hub/chunk/
+	$(GO) test -run='^$$' -fuzz='^FuzzDecode$$' -fuzztime=$(FUZZTIME) ./hub/rollup/
+	$(GO) test -run='^$$' -fuzz=FuzzDecodeWAL -fuzztime=$(FUZZTIME) ./hub/boltstore/
 
 ## bench: real scene on this machine, each figure next to its baseline from
 ## the same run; table on stdout, JSON in bin/bench.json. BENCH=full for
@@ -72,6 +76,13 @@ bench-go:
 
 benchstat:
 	$(GO) run $(BENCHSTAT) $(OLD) $(NEW)
+
+## bench-store: the history store at steady state: 9 simulated days of 10
+## Pi-like devices × 30 metrics at 1 s (past the 7-day raw retention), about
+## 8 minutes; B/sample is the whole file's size per sample stored
+bench-store:
+	$(GO) test -run '^$$' -bench BenchmarkStore_PiWorkload -benchtime 1x -timeout 60m ./hub/boltstore/ \
+		-args -pi.hours 216 -pi.devices 10 -pi.commit 10s
 
 ## dist: static stripped binaries, .debs and agent tarballs for linux armv6/armv7/arm64/amd64 in dist/
 dist:

@@ -254,11 +254,12 @@ func (a *Agent) step(ctx context.Context) time.Duration {
 	return a.stepAt(ctx, a.Now())
 }
 
-// stepAt collects a reading stamped at (never before the previous one),
-// queues it and publishes.
+// stepAt collects a reading, stamps it at the scheduled instant if the
+// collection ended soon after it (else it keeps the time it ended), queues
+// it and publishes.
 func (a *Agent) stepAt(ctx context.Context, at time.Time) time.Duration {
 	r := a.Collect(ctx)
-	if ts := at.UnixMilli(); ts > a.lastTS {
+	if ts := at.UnixMilli(); ts > a.lastTS && r.TS >= ts && r.TS-ts <= a.stampTolerance().Milliseconds() {
 		r.TS = ts
 	}
 	a.lastTS = max(a.lastTS, r.TS)

@@ -32,6 +32,26 @@ func compactKey(t *tier, part []byte) []byte {
 // the head age (no more appends, only rare backfill), within the budget.
 func (s *Store) compact(now int64) error {
 	grace := s.opt.MaxHeadAge.Milliseconds() + 2*minuteMS
+	// Look first: most sweeps find every closed partition compacted, and
+	// an empty commit would still cost two fsyncs.
+	due := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		meta := tx.Bucket(bucketMeta)
+		for i := range s.tiers {
+			t := &s.tiers[i]
+			c := tx.Bucket(t.name).Cursor()
+			for pk, _ := c.First(); pk != nil && !due; pk, _ = c.Next() {
+				if int64(bytes2u64(pk))+t.part+grace > now {
+					break
+				}
+				due = !bytes.Equal(meta.Get(compactKey(t, pk)), compactDone)
+			}
+		}
+		return nil
+	})
+	if err != nil || !due {
+		return err
+	}
 	return s.db.Update(func(tx *bolt.Tx) error {
 		meta := tx.Bucket(bucketMeta)
 		budget := compactBudget

@@ -10,8 +10,12 @@ import (
 	"github.com/fleetwatch/fleetwatch/hub"
 )
 
-// sweepEvery is how often (hub ms) Commit checks for expired partitions.
-const sweepEvery = 60_000
+// sweepEvery is how often (hub ms) Commit checks for expired partitions
+// and partitions to compact; ledgerSweepEvery, for old gap records.
+const (
+	sweepEvery       = 60_000
+	ledgerSweepEvery = 3_600_000
+)
 
 // maxLedger bounds the gap records kept per device; the oldest closed ones
 // go first.
@@ -21,6 +25,22 @@ const maxLedger = 1000
 // retention, and closed gap records as old as the raw retention, in one
 // transaction of its own (the writer's, between commits).
 func (s *Store) expire(now int64) error {
+	// Most sweeps find nothing: look first, so an idle sweep costs no
+	// commit (and no fsync).
+	due := false
+	err := s.db.View(func(tx *bolt.Tx) error {
+		for i := range s.tiers {
+			t := &s.tiers[i]
+			if k, _ := tx.Bucket(t.name).Cursor().First(); k != nil && int64(bytes2u64(k))+t.part <= now-t.retention {
+				due = true
+			}
+		}
+		return nil
+	})
+	if err != nil || (!due && now-s.lastLedger < ledgerSweepEvery) {
+		return err
+	}
+	s.lastLedger = now
 	return s.db.Update(func(tx *bolt.Tx) error {
 		for i := range s.tiers {
 			t := &s.tiers[i]

@@ -414,3 +414,47 @@ func TestStore_Retention(t *testing.T) {
 		t.Errorf("expired reading: %+v, want dropped and acked", res)
 	}
 }
+
+func TestStore_Compact(t *testing.T) {
+	clk := newClock(t0)
+	o := boltstore.Options{LockTimeout: testLock, Now: clk.Now, MaxChunkPoints: 30,
+		Partitions: [3]time.Duration{10 * time.Minute}, MaxHeadAge: time.Minute}
+	path := filepath.Join(t.TempDir(), "fleetwatch.db")
+	s := mustOpenWith(t, path, o)
+	rng := rand.New(rand.NewPCG(11, 12))
+	all := map[string][]telemetry.Reading{}
+	for sec := 0; sec < 3600; sec += 10 {
+		var envs []*telemetry.Envelope
+		for d := range 3 {
+			dev := fmt.Sprintf("pi-%d", d)
+			rs := walk(uint64(sec+1), 10, t0+int64(sec)*1000, rng)
+			all[dev] = append(all[dev], rs...)
+			envs = append(envs, env(dev, "b1", rs...))
+		}
+		clk.Set(t0 + int64(sec+10)*1000)
+		commitEnvs(t, s, envs...)
+	}
+	_, before, err := s.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An hour later every partition is closed; each sweep compacts some.
+	for range 30 {
+		clk.Add(time.Minute)
+		commitEnvs(t, s)
+	}
+	_, after, err := s.Size()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("live bytes before compaction %d, after %d", before, after)
+	if after >= before {
+		t.Errorf("live bytes %d after compaction, want fewer than %d", after, before)
+	}
+	for dev, rs := range all {
+		got, _ := mustHistory(t, s, dev, cpuMetric, t0, t0+1e7, 100_000)
+		if want := wantPoints(rs, cpuMetric); !slices.Equal(got, want) {
+			t.Errorf("%s after compaction: %d points, want %d; first diff at %d", dev, len(got), len(want), firstDiff(got, want))
+		}
+	}
+}

@@ -97,12 +97,13 @@ type Store struct {
 	bySID []*series // index sid-1
 
 	// Writer-only state.
-	marks     map[string]*watermark // by device+"\x00"+boot
-	gen       uint64                // commit generation, tags pending state
-	nextWAL   uint64                // key of the next WAL record
-	walFloor  uint64                // WAL records below this are no longer needed
-	lastSweep int64                 // hub ms of the last retention sweep
-	lastAge   int64                 // hub ms of the last head-age sweep
+	marks      map[string]*watermark // by device+"\x00"+boot
+	gen        uint64                // commit generation, tags pending state
+	nextWAL    uint64                // key of the next WAL record
+	walFloor   uint64                // WAL records below this are no longer needed
+	lastSweep  int64                 // hub ms of the last retention sweep
+	lastLedger int64                 // hub ms of the last gap-ledger sweep
+	lastAge    int64                 // hub ms of the last head-age sweep
 }
 
 var _ hub.Store = (*Store)(nil)

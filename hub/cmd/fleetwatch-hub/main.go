@@ -184,8 +184,15 @@ func (m *Main) gauges() []web.Gauge {
 	g := []web.Gauge{
 		{Name: "fleetwatch_store_write_tx_total", Type: "counter", Help: "Store write transactions (two fsyncs each).", Value: float64(m.Ingest.Stats.Commits.Load())},
 		{Name: "fleetwatch_store_free_pages", Type: "gauge", Help: "Free pages in the store file.", Value: float64(st.FreePageN)},
+		{Name: "fleetwatch_store_series", Type: "gauge", Help: "Series (device, metric) in the store.", Value: float64(m.Store.SeriesCount())},
 		{Name: "fleetwatch_acks_sent_total", Type: "counter", Help: "End-to-end acks published to devices.", Value: float64(m.Sub.AcksSent())},
 		{Name: "fleetwatch_commit_failing", Type: "gauge", Help: "1 while the last store commit failed (disk full, read-only file system, ...): acks are held and /healthz answers 503.", Value: b2f(m.Ingest.CommitErr() != nil)},
+	}
+	if file, live, err := m.Store.Size(); err == nil {
+		g = append(g,
+			web.Gauge{Name: "fleetwatch_store_file_bytes", Type: "gauge", Help: "Size of the store file (bbolt's high-water mark).", Value: float64(file)},
+			web.Gauge{Name: "fleetwatch_store_live_bytes", Type: "gauge", Help: "Bytes of the store file in use (the rest is free pages bbolt reuses).", Value: float64(live)},
+		)
 	}
 	if m.Broker != nil {
 		bs := m.Broker.Stats()
