@@ -176,8 +176,16 @@ func BenchmarkStore_PiWorkload(b *testing.B) {
 			b.Fatal(err)
 		}
 		if u, err := s.Usage(); err == nil {
-			b.Logf("usage: %v", u)
+			b.Logf("bytes by bucket (allocated, used, keys): %v", u)
 		}
+		kept, err := s.RawSamples()
+		if err != nil {
+			b.Fatal(err)
+		}
+		// Per sample still held: retention has dropped the oldest ones
+		// once the run is longer than the raw retention.
+		b.ReportMetric(float64(file)/float64(kept), "B/kept-sample")
+		b.ReportMetric(float64(kept), "kept-samples")
 		b.ReportMetric(float64(file)/float64(samples), "B/sample")
 		b.ReportMetric(float64(live)/float64(samples), "live-B/sample")
 		b.ReportMetric(float64(samples)/busy.Seconds(), "samples/s")

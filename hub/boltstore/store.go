@@ -15,6 +15,7 @@ import (
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"github.com/fleetwatch/fleetwatch/hub"
+	"github.com/fleetwatch/fleetwatch/hub/chunk"
 )
 
 // Errors returned by Open.
@@ -325,4 +326,44 @@ func (s *Store) Usage() (map[string]int64, error) {
 		})
 	})
 	return out, err
+}
+
+// RawSamples counts the samples the raw tier holds now (chunk headers, and
+// the open chunks), leaving out the store's internal series: what a size
+// per sample should divide by once retention has dropped older ones.
+func (s *Store) RawSamples() (int64, error) {
+	s.mu.RLock()
+	internal := map[uint32]bool{}
+	var n int64
+	for _, sr := range s.bySID {
+		if sr == nil {
+			continue
+		}
+		if sr.metric == seqMetric {
+			internal[sr.sid] = true
+			continue
+		}
+		n += int64(len(sr.head.pts))
+	}
+	s.mu.RUnlock()
+	err := s.db.View(func(tx *bolt.Tx) error {
+		tb := tx.Bucket(s.tiers[tierRaw].name)
+		return tb.ForEachBucket(func(pk []byte) error {
+			pb := tb.Bucket(pk)
+			return pb.ForEachBucket(func(name []byte) error {
+				if len(name) != 4 || internal[binary.BigEndian.Uint32(name)] {
+					return nil
+				}
+				return pb.Bucket(name).ForEach(func(k, v []byte) error {
+					_, _, cnt, _, err := chunk.Header(v)
+					n += int64(cnt)
+					return err
+				})
+			})
+		})
+	})
+	if err != nil {
+		return 0, fmt.Errorf("count samples in %q: %w", s.path, err)
+	}
+	return n, nil
 }
