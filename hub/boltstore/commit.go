@@ -135,14 +135,14 @@ func (c *commit) envelope(env *telemetry.Envelope) error {
 		c.res.Gaps += int(ms.settle(*env.First))
 	}
 	for _, r := range env.Readings {
-		if ms.m.has(r.Seq) {
+		if ms.m.Has(r.Seq) {
 			c.res.Duplicates++
 			continue
 		}
 		if err := c.reading(env.Device, r, true); err != nil {
 			return err
 		}
-		ms.m.add(r.Seq)
+		ms.m.Add(r.Seq)
 		ms.seen = append(ms.seen, seqTS{r.Seq, r.TS})
 	}
 	return nil

@@ -10,13 +10,14 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 	"github.com/fleetwatch/fleetwatch/hub"
+	"github.com/fleetwatch/fleetwatch/hub/watermark"
 )
 
 // markState is one (device, boot)'s watermark during a commit.
 type markState struct {
 	device, boot string
-	base         *watermark // as committed
-	m            *watermark // working copy
+	base         *watermark.Mark // as committed
+	m            *watermark.Mark // working copy
 	lost         [][2]uint64
 	seen         []seqTS
 }
@@ -30,9 +31,9 @@ type seqTS struct {
 // not arrived.
 func (ms *markState) settle(first uint64) uint64 {
 	if first > 1 {
-		ms.lost = append(ms.lost, ms.m.holes(first-1)...)
+		ms.lost = append(ms.lost, ms.m.Holes(first-1)...)
 	}
-	return ms.m.settleBelow(first)
+	return ms.m.SettleBelow(first)
 }
 
 // mark returns the working watermark of (device, boot).
@@ -43,17 +44,17 @@ func (c *commit) mark(device, boot string) (*markState, error) {
 	}
 	base, ok := c.s.marks[key]
 	if !ok {
-		base = &watermark{}
+		base = &watermark.Mark{}
 		if db := c.tx.Bucket(bucketAcks).Bucket([]byte(device)); db != nil {
 			if v := db.Get([]byte(boot)); v != nil {
 				var err error
-				if base, err = decodeWatermark(v); err != nil {
+				if base, err = watermark.Decode(v); err != nil {
 					return nil, fmt.Errorf("watermark of %s/%s: %w", device, boot, err)
 				}
 			}
 		}
 	}
-	ms := &markState{device: device, boot: boot, base: base, m: base.clone()}
+	ms := &markState{device: device, boot: boot, base: base, m: base.Clone()}
 	c.marks[key] = ms
 	c.markKeys = append(c.markKeys, key)
 	return ms, nil
@@ -69,11 +70,11 @@ func (c *commit) writeMarks() error {
 		if err != nil {
 			return fmt.Errorf("create acks bucket: %w", err)
 		}
-		if err := db.Put([]byte(ms.boot), ms.m.encode()); err != nil {
+		if err := db.Put([]byte(ms.boot), ms.m.Encode()); err != nil {
 			return fmt.Errorf("put watermark: %w", err)
 		}
-		if ms.m.w > 0 {
-			c.res.Acks = append(c.res.Acks, hub.DeviceAck{Device: ms.device, Ack: telemetry.Ack{V: telemetry.Version, Boot: ms.boot, Seq: ms.m.w}})
+		if ms.m.Contiguous() > 0 {
+			c.res.Acks = append(c.res.Acks, hub.DeviceAck{Device: ms.device, Ack: telemetry.Ack{V: telemetry.Version, Boot: ms.boot, Seq: ms.m.Contiguous()}})
 		}
 		if err := c.ledger(ms); err != nil {
 			return fmt.Errorf("gap ledger of %s: %w", ms.device, err)
@@ -91,8 +92,8 @@ func ledgerKey(boot string, first uint64) []byte {
 // ledger records the seq gaps a commit opened, and what became of the open
 // ones: filled by later readings or declared lost by the agent.
 func (c *commit) ledger(ms *markState) error {
-	after := ms.m.holes(ms.m.top())
-	if len(after) == 0 && len(ms.lost) == 0 && len(ms.base.holes(ms.base.top())) == 0 {
+	after := ms.m.Holes(ms.m.Top())
+	if len(after) == 0 && len(ms.lost) == 0 && len(ms.base.Holes(ms.base.Top())) == 0 {
 		return nil // the common case: in-order readings, nothing missing
 	}
 	gb, err := c.tx.Bucket(bucketGaps).CreateBucketIfNotExists([]byte(ms.device))
@@ -117,8 +118,8 @@ func (c *commit) ledger(ms *markState) error {
 		if rec.Open == 0 {
 			continue
 		}
-		open := overlap(r, after)
-		rec.Lost += overlap(r, ms.lost)
+		open := watermark.Overlap(r, after)
+		rec.Lost += watermark.Overlap(r, ms.lost)
 		size := rec.LastSeq - rec.FirstSeq + 1
 		rec.Lost = min(rec.Lost, size-open)
 		rec.Open, rec.Filled = open, size-open-rec.Lost
@@ -128,7 +129,7 @@ func (c *commit) ledger(ms *markState) error {
 		updates = append(updates, update{bytes.Clone(k), rec})
 	}
 	for _, h := range after {
-		for _, piece := range subtract(h, covered) {
+		for _, piece := range watermark.Subtract(h, covered) {
 			covered = append(covered, piece)
 			rec := hub.GapRecord{
 				Boot: ms.boot, FirstSeq: piece[0], LastSeq: piece[1], Seen: c.now,
@@ -139,7 +140,7 @@ func (c *commit) ledger(ms *markState) error {
 		}
 	}
 	for _, l := range ms.lost { // declared lost before they were ever seen missing
-		for _, piece := range subtract(l, covered) {
+		for _, piece := range watermark.Subtract(l, covered) {
 			rec := hub.GapRecord{
 				Boot: ms.boot, FirstSeq: piece[0], LastSeq: piece[1], Seen: c.now, Closed: c.now,
 				Lost:   piece[1] - piece[0] + 1,
@@ -159,40 +160,6 @@ func (c *commit) ledger(ms *markState) error {
 		}
 	}
 	return nil
-}
-
-// overlap counts the seqs of r inside the ranges rs.
-func overlap(r [2]uint64, rs [][2]uint64) uint64 {
-	var n uint64
-	for _, x := range rs {
-		lo, hi := max(r[0], x[0]), min(r[1], x[1])
-		if lo <= hi {
-			n += hi - lo + 1
-		}
-	}
-	return n
-}
-
-// subtract returns the parts of r outside every range of rs.
-func subtract(r [2]uint64, rs [][2]uint64) [][2]uint64 {
-	out := [][2]uint64{r}
-	for _, x := range rs {
-		var next [][2]uint64
-		for _, o := range out {
-			if x[1] < o[0] || x[0] > o[1] {
-				next = append(next, o)
-				continue
-			}
-			if x[0] > o[0] {
-				next = append(next, [2]uint64{o[0], x[0] - 1})
-			}
-			if x[1] < o[1] {
-				next = append(next, [2]uint64{x[1] + 1, o[1]})
-			}
-		}
-		out = next
-	}
-	return out
 }
 
 // tsOfSeq finds the timestamp of a reading near a gap: in this commit, or

@@ -16,6 +16,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/hub"
 	"github.com/fleetwatch/fleetwatch/hub/chunk"
+	"github.com/fleetwatch/fleetwatch/hub/watermark"
 )
 
 // Errors returned by Open.
@@ -98,13 +99,13 @@ type Store struct {
 	bySID []*series // index sid-1
 
 	// Writer-only state.
-	marks      map[string]*watermark // by device+"\x00"+boot
-	gen        uint64                // commit generation, tags pending state
-	nextWAL    uint64                // key of the next WAL record
-	walFloor   uint64                // WAL records below this are no longer needed
-	lastSweep  int64                 // hub ms of the last retention sweep
-	lastLedger int64                 // hub ms of the last gap-ledger sweep
-	lastAge    int64                 // hub ms of the last head-age sweep
+	marks      map[string]*watermark.Mark // by device+"\x00"+boot
+	gen        uint64                     // commit generation, tags pending state
+	nextWAL    uint64                     // key of the next WAL record
+	walFloor   uint64                     // WAL records below this are no longer needed
+	lastSweep  int64                      // hub ms of the last retention sweep
+	lastLedger int64                      // hub ms of the last gap-ledger sweep
+	lastAge    int64                      // hub ms of the last head-age sweep
 }
 
 var _ hub.Store = (*Store)(nil)
@@ -146,7 +147,7 @@ func Open(path string, o Options) (*Store, error) {
 	s := &Store{
 		db: db, path: path, opt: o,
 		devs:  make(map[string]*device),
-		marks: make(map[string]*watermark),
+		marks: make(map[string]*watermark.Mark),
 	}
 	if err := s.init(); err != nil {
 		db.Close()

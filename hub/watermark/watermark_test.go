@@ -1,4 +1,4 @@
-package boltstore
+package watermark
 
 import (
 	"encoding/binary"
@@ -12,7 +12,7 @@ import (
 // r is shorthand for one inclusive range.
 func r(lo, hi uint64) [2]uint64 { return [2]uint64{lo, hi} }
 
-func TestWatermark_add(t *testing.T) {
+func TestMark_Add(t *testing.T) {
 	tests := []struct {
 		name       string
 		seqs       []uint64
@@ -32,13 +32,13 @@ func TestWatermark_add(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			var m watermark
+			var m Mark
 			for _, s := range tt.seqs {
-				if m.has(s) {
+				if m.Has(s) {
 					t.Fatalf("has(%d) before add = true", s)
 				}
-				m.add(s)
-				if !m.has(s) {
+				m.Add(s)
+				if !m.Has(s) {
 					t.Fatalf("has(%d) after add = false", s)
 				}
 			}
@@ -50,25 +50,25 @@ func TestWatermark_add(t *testing.T) {
 	}
 }
 
-func TestWatermark_addRange(t *testing.T) {
+func TestMark_addRange(t *testing.T) {
 	tests := []struct {
 		name       string
-		start      watermark
+		start      Mark
 		lo, hi     uint64
 		wantW      uint64
 		wantRanges [][2]uint64
 	}{
-		{"below w is a no-op", watermark{w: 10}, 3, 7, 10, nil},
-		{"straddling w advances it", watermark{w: 10}, 5, 15, 15, nil},
-		{"overlapping ranges merge", watermark{w: 1, ranges: [][2]uint64{r(3, 6)}}, 5, 9, 1, [][2]uint64{r(3, 9)}},
-		{"touching ranges merge", watermark{w: 1, ranges: [][2]uint64{r(3, 6), r(11, 12)}}, 7, 10, 1, [][2]uint64{r(3, 12)}},
-		{"range spanning several merges them all", watermark{w: 1, ranges: [][2]uint64{r(3, 4), r(6, 7), r(9, 9)}}, 4, 8, 1, [][2]uint64{r(3, 9)}},
-		{"new range between two", watermark{w: 1, ranges: [][2]uint64{r(3, 4), r(10, 12)}}, 6, 7, 1, [][2]uint64{r(3, 4), r(6, 7), r(10, 12)}},
-		{"range reaching w+1 advances through the next", watermark{w: 1, ranges: [][2]uint64{r(5, 8), r(20, 21)}}, 2, 4, 8, [][2]uint64{r(20, 21)}},
+		{"below w is a no-op", Mark{w: 10}, 3, 7, 10, nil},
+		{"straddling w advances it", Mark{w: 10}, 5, 15, 15, nil},
+		{"overlapping ranges merge", Mark{w: 1, ranges: [][2]uint64{r(3, 6)}}, 5, 9, 1, [][2]uint64{r(3, 9)}},
+		{"touching ranges merge", Mark{w: 1, ranges: [][2]uint64{r(3, 6), r(11, 12)}}, 7, 10, 1, [][2]uint64{r(3, 12)}},
+		{"range spanning several merges them all", Mark{w: 1, ranges: [][2]uint64{r(3, 4), r(6, 7), r(9, 9)}}, 4, 8, 1, [][2]uint64{r(3, 9)}},
+		{"new range between two", Mark{w: 1, ranges: [][2]uint64{r(3, 4), r(10, 12)}}, 6, 7, 1, [][2]uint64{r(3, 4), r(6, 7), r(10, 12)}},
+		{"range reaching w+1 advances through the next", Mark{w: 1, ranges: [][2]uint64{r(5, 8), r(20, 21)}}, 2, 4, 8, [][2]uint64{r(20, 21)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := tt.start.clone()
+			m := tt.start.Clone()
 			m.addRange(tt.lo, tt.hi)
 			if m.w != tt.wantW || !slices.Equal(m.ranges, tt.wantRanges) {
 				t.Errorf("addRange(%d, %d) on w=%d %v: got w=%d ranges=%v, want w=%d ranges=%v",
@@ -79,31 +79,31 @@ func TestWatermark_addRange(t *testing.T) {
 	}
 }
 
-func TestWatermark_settleBelow(t *testing.T) {
+func TestMark_SettleBelow(t *testing.T) {
 	tests := []struct {
 		name       string
-		start      watermark
+		start      Mark
 		first      uint64
 		wantGaps   uint64
 		wantW      uint64
 		wantRanges [][2]uint64
 	}{
-		{"first 0 settles nothing", watermark{w: 3}, 0, 0, 3, nil},
-		{"first 1 on empty settles nothing", watermark{}, 1, 0, 0, nil},
-		{"first at w+1 settles nothing", watermark{w: 4}, 5, 0, 4, nil},
-		{"first below w settles nothing", watermark{w: 9}, 5, 0, 9, nil},
-		{"fresh boot starting late", watermark{}, 41, 40, 40, nil},
-		{"gap above w", watermark{w: 10}, 16, 5, 15, nil},
-		{"arrived ranges are not gaps", watermark{w: 2, ranges: [][2]uint64{r(4, 4), r(6, 7)}}, 7, 2, 7, nil},
-		{"range straddling first", watermark{w: 0, ranges: [][2]uint64{r(3, 8)}}, 5, 2, 8, nil},
-		{"range starting at first", watermark{w: 0, ranges: [][2]uint64{r(5, 6)}}, 5, 4, 6, nil},
-		{"ranges above first are kept and not counted", watermark{w: 0, ranges: [][2]uint64{r(2, 2), r(10, 12)}}, 5, 3, 4, [][2]uint64{r(10, 12)}},
-		{"range touching first-1", watermark{w: 0, ranges: [][2]uint64{r(3, 4), r(9, 9)}}, 6, 3, 5, [][2]uint64{r(9, 9)}},
+		{"first 0 settles nothing", Mark{w: 3}, 0, 0, 3, nil},
+		{"first 1 on empty settles nothing", Mark{}, 1, 0, 0, nil},
+		{"first at w+1 settles nothing", Mark{w: 4}, 5, 0, 4, nil},
+		{"first below w settles nothing", Mark{w: 9}, 5, 0, 9, nil},
+		{"fresh boot starting late", Mark{}, 41, 40, 40, nil},
+		{"gap above w", Mark{w: 10}, 16, 5, 15, nil},
+		{"arrived ranges are not gaps", Mark{w: 2, ranges: [][2]uint64{r(4, 4), r(6, 7)}}, 7, 2, 7, nil},
+		{"range straddling first", Mark{w: 0, ranges: [][2]uint64{r(3, 8)}}, 5, 2, 8, nil},
+		{"range starting at first", Mark{w: 0, ranges: [][2]uint64{r(5, 6)}}, 5, 4, 6, nil},
+		{"ranges above first are kept and not counted", Mark{w: 0, ranges: [][2]uint64{r(2, 2), r(10, 12)}}, 5, 3, 4, [][2]uint64{r(10, 12)}},
+		{"range touching first-1", Mark{w: 0, ranges: [][2]uint64{r(3, 4), r(9, 9)}}, 6, 3, 5, [][2]uint64{r(9, 9)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m := tt.start.clone()
-			gaps := m.settleBelow(tt.first)
+			m := tt.start.Clone()
+			gaps := m.SettleBelow(tt.first)
 			if gaps != tt.wantGaps {
 				t.Errorf("settleBelow(%d) on w=%d %v = %d gaps, want %d", tt.first, tt.start.w, tt.start.ranges, gaps, tt.wantGaps)
 			}
@@ -115,11 +115,11 @@ func TestWatermark_settleBelow(t *testing.T) {
 	}
 }
 
-func TestWatermark_clone(t *testing.T) {
-	m := &watermark{w: 1, ranges: [][2]uint64{r(3, 4)}}
-	c := m.clone()
-	c.add(6)
-	c.add(2)
+func TestMark_Clone(t *testing.T) {
+	m := &Mark{w: 1, ranges: [][2]uint64{r(3, 4)}}
+	c := m.Clone()
+	c.Add(6)
+	c.Add(2)
 	if got, want := m.w, uint64(1); got != want {
 		t.Errorf("original w = %d after changing the clone, want %d", got, want)
 	}
@@ -128,8 +128,8 @@ func TestWatermark_clone(t *testing.T) {
 	}
 }
 
-func TestWatermark_encodeRoundTrip(t *testing.T) {
-	tests := []*watermark{
+func TestMark_Encode(t *testing.T) {
+	tests := []*Mark{
 		{},
 		{w: 1},
 		{w: 127},
@@ -140,7 +140,7 @@ func TestWatermark_encodeRoundTrip(t *testing.T) {
 	}
 	for _, m := range tests {
 		t.Run(fmt.Sprintf("w=%d/ranges=%v", m.w, m.ranges), func(t *testing.T) {
-			got, err := decodeWatermark(m.encode())
+			got, err := Decode(m.Encode())
 			if err != nil {
 				t.Fatalf("decode(encode()) error: %v", err)
 			}
@@ -151,7 +151,7 @@ func TestWatermark_encodeRoundTrip(t *testing.T) {
 	}
 }
 
-func TestDecodeWatermark_corrupt(t *testing.T) {
+func TestDecode_corrupt(t *testing.T) {
 	tests := []struct {
 		name string
 		in   []byte
@@ -173,9 +173,9 @@ func TestDecodeWatermark_corrupt(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			m, err := decodeWatermark(tt.in)
-			if !errors.Is(err, errCorruptWatermark) {
-				t.Errorf("decodeWatermark(%x) = %+v, %v; want %v", tt.in, m, err, errCorruptWatermark)
+			m, err := Decode(tt.in)
+			if !errors.Is(err, ErrCorrupt) {
+				t.Errorf("Decode(%x) = %+v, %v; want %v", tt.in, m, err, ErrCorrupt)
 			}
 		})
 	}
@@ -185,16 +185,16 @@ func uvarint(v uint64) []byte { return binary.AppendUvarint(nil, v) }
 
 func FuzzDecodeWatermark(f *testing.F) {
 	f.Add([]byte{})
-	f.Add((&watermark{w: 7}).encode())
-	f.Add((&watermark{w: 0, ranges: [][2]uint64{r(2, 3), r(9, 40)}}).encode())
+	f.Add((&Mark{w: 7}).Encode())
+	f.Add((&Mark{w: 0, ranges: [][2]uint64{r(2, 3), r(9, 40)}}).Encode())
 	f.Add([]byte{0x05, 0x01, 0x00, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		m, err := decodeWatermark(b) // must not panic
+		m, err := Decode(b) // must not panic
 		if err != nil {
 			return
 		}
 		checkInvariants(t, m)
-		again, err := decodeWatermark(m.encode())
+		again, err := Decode(m.Encode())
 		if err != nil {
 			t.Fatalf("decode(encode(%+v)) error: %v", m, err)
 		}
@@ -202,15 +202,15 @@ func FuzzDecodeWatermark(f *testing.F) {
 			t.Fatalf("decode(encode()) = %+v, want %+v", again, m)
 		}
 		// A decoded watermark must stay usable.
-		m.add(m.w + 1)
-		m.settleBelow(m.w + 3)
+		m.Add(m.w + 1)
+		m.SettleBelow(m.w + 3)
 		checkInvariants(t, m)
 	})
 }
 
 // checkInvariants fails t unless m's ranges lie above w+1 and are sorted,
 // disjoint and not touching.
-func checkInvariants(t *testing.T, m *watermark) {
+func checkInvariants(t *testing.T, m *Mark) {
 	t.Helper()
 	prev := m.w
 	for i, rg := range m.ranges {
@@ -218,5 +218,44 @@ func checkInvariants(t *testing.T, m *watermark) {
 			t.Fatalf("w=%d ranges=%v: range %d breaks the invariant", m.w, m.ranges, i)
 		}
 		prev = rg[1]
+	}
+}
+
+func TestMark_Holes(t *testing.T) {
+	tests := []struct {
+		name  string
+		seqs  []uint64
+		limit uint64
+		want  [][2]uint64
+	}{
+		{"none", []uint64{1, 2, 3}, 3, nil},
+		{"between ranges", []uint64{1, 4, 7}, 7, [][2]uint64{r(2, 3), r(5, 6)}},
+		{"above the top up to limit", []uint64{1, 4}, 6, [][2]uint64{r(2, 3), r(5, 6)}},
+		{"limit inside a hole", []uint64{1, 9}, 5, [][2]uint64{r(2, 5)}},
+		{"empty mark", nil, 3, [][2]uint64{r(1, 3)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var m Mark
+			for _, s := range tt.seqs {
+				m.Add(s)
+			}
+			if got := m.Holes(tt.limit); !slices.Equal(got, tt.want) {
+				t.Errorf("Holes(%d) after %v = %v, want %v", tt.limit, tt.seqs, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestOverlapSubtract(t *testing.T) {
+	rs := [][2]uint64{r(3, 5), r(8, 9)}
+	if got, want := Overlap(r(1, 10), rs), uint64(5); got != want {
+		t.Errorf("Overlap = %d, want %d", got, want)
+	}
+	if got, want := Subtract(r(1, 10), rs), [][2]uint64{r(1, 2), r(6, 7), r(10, 10)}; !slices.Equal(got, want) {
+		t.Errorf("Subtract = %v, want %v", got, want)
+	}
+	if got := Subtract(r(4, 5), rs); len(got) != 0 {
+		t.Errorf("Subtract of a covered range = %v, want none", got)
 	}
 }

@@ -1,19 +1,23 @@
-package boltstore
+// Package watermark tracks which readings of one agent boot the hub has
+// settled (stored, or declared lost by the agent), by sequence number: the
+// contiguous watermark an ack reports, the out-of-order ranges above it, and
+// the holes between them that the gap ledger records.
+package watermark
 
 import (
 	"encoding/binary"
 	"errors"
 )
 
-// watermark tracks which seqs of one (device, boot) are settled: every seq
+// Mark tracks which seqs of one (device, boot) are settled: every seq
 // ≤ w, plus the disjoint, sorted ranges above it that arrived out of order.
-type watermark struct {
+type Mark struct {
 	w      uint64
 	ranges [][2]uint64 // inclusive [lo, hi], lo > w+1, ascending, disjoint
 }
 
 // has reports whether seq is already settled.
-func (m *watermark) has(seq uint64) bool {
+func (m *Mark) Has(seq uint64) bool {
 	if seq <= m.w {
 		return true
 	}
@@ -29,11 +33,11 @@ func (m *watermark) has(seq uint64) bool {
 }
 
 // add settles seq (which must not be settled yet) and advances w.
-func (m *watermark) add(seq uint64) {
+func (m *Mark) Add(seq uint64) {
 	m.addRange(seq, seq)
 }
 
-func (m *watermark) addRange(lo, hi uint64) {
+func (m *Mark) addRange(lo, hi uint64) {
 	if hi <= m.w {
 		return
 	}
@@ -63,7 +67,7 @@ func (m *watermark) addRange(lo, hi uint64) {
 	m.advance()
 }
 
-func (m *watermark) advance() {
+func (m *Mark) advance() {
 	for len(m.ranges) > 0 && m.ranges[0][0] <= m.w+1 {
 		m.w = max(m.w, m.ranges[0][1])
 		m.ranges = m.ranges[1:]
@@ -72,7 +76,7 @@ func (m *watermark) advance() {
 
 // settleBelow settles every seq below first as a gap and returns how many
 // seqs had not arrived.
-func (m *watermark) settleBelow(first uint64) (gaps uint64) {
+func (m *Mark) SettleBelow(first uint64) (gaps uint64) {
 	if first == 0 || first-1 <= m.w {
 		return 0
 	}
@@ -88,14 +92,14 @@ func (m *watermark) settleBelow(first uint64) (gaps uint64) {
 	return gaps
 }
 
-func (m *watermark) clone() *watermark {
-	c := &watermark{w: m.w, ranges: make([][2]uint64, len(m.ranges))}
+func (m *Mark) Clone() *Mark {
+	c := &Mark{w: m.w, ranges: make([][2]uint64, len(m.ranges))}
 	copy(c.ranges, m.ranges)
 	return c
 }
 
 // encode: w, count, then each range as (lo-prev, hi-lo) uvarints.
-func (m *watermark) encode() []byte {
+func (m *Mark) Encode() []byte {
 	b := make([]byte, 0, 2*binary.MaxVarintLen64+len(m.ranges)*4)
 	b = binary.AppendUvarint(b, m.w)
 	b = binary.AppendUvarint(b, uint64(len(m.ranges)))
@@ -108,48 +112,49 @@ func (m *watermark) encode() []byte {
 	return b
 }
 
-var errCorruptWatermark = errors.New("corrupt watermark record")
+// ErrCorrupt reports a stored mark that cannot be decoded.
+var ErrCorrupt = errors.New("corrupt watermark record")
 
-func decodeWatermark(b []byte) (*watermark, error) {
+func Decode(b []byte) (*Mark, error) {
 	w, n := binary.Uvarint(b)
 	if n <= 0 {
-		return nil, errCorruptWatermark
+		return nil, ErrCorrupt
 	}
 	b = b[n:]
 	count, n := binary.Uvarint(b)
 	if n <= 0 || count > uint64(len(b)) {
-		return nil, errCorruptWatermark
+		return nil, ErrCorrupt
 	}
 	b = b[n:]
-	m := &watermark{w: w, ranges: make([][2]uint64, 0, count)}
+	m := &Mark{w: w, ranges: make([][2]uint64, 0, count)}
 	prev := w
 	for i := uint64(0); i < count; i++ {
 		d, n1 := binary.Uvarint(b)
 		if n1 <= 0 {
-			return nil, errCorruptWatermark
+			return nil, ErrCorrupt
 		}
 		l, n2 := binary.Uvarint(b[n1:])
 		if n2 <= 0 {
-			return nil, errCorruptWatermark
+			return nil, ErrCorrupt
 		}
 		b = b[n1+n2:]
 		lo := prev + d
 		// Ranges lie above w+1, ascending, disjoint and not touching:
 		// anything else (or an overflow) is corruption, not a watermark.
 		if d < 2 || lo < prev || lo+l < lo {
-			return nil, errCorruptWatermark
+			return nil, ErrCorrupt
 		}
 		m.ranges = append(m.ranges, [2]uint64{lo, lo + l})
 		prev = lo + l
 	}
 	if len(b) != 0 {
-		return nil, errCorruptWatermark
+		return nil, ErrCorrupt
 	}
 	return m, nil
 }
 
 // top returns the highest settled seq.
-func (m *watermark) top() uint64 {
+func (m *Mark) Top() uint64 {
 	if n := len(m.ranges); n > 0 {
 		return m.ranges[n-1][1]
 	}
@@ -157,7 +162,7 @@ func (m *watermark) top() uint64 {
 }
 
 // holes returns the unsettled ranges in [w+1, limit].
-func (m *watermark) holes(limit uint64) [][2]uint64 {
+func (m *Mark) Holes(limit uint64) [][2]uint64 {
 	var out [][2]uint64
 	next := m.w + 1
 	for _, r := range m.ranges {
@@ -171,6 +176,44 @@ func (m *watermark) holes(limit uint64) [][2]uint64 {
 	}
 	if next <= limit {
 		out = append(out, [2]uint64{next, limit})
+	}
+	return out
+}
+
+// Contiguous returns the highest seq below which every seq is settled: what
+// an ack reports.
+func (m *Mark) Contiguous() uint64 { return m.w }
+
+// Overlap counts the seqs of r inside the ranges rs.
+func Overlap(r [2]uint64, rs [][2]uint64) uint64 {
+	var n uint64
+	for _, x := range rs {
+		lo, hi := max(r[0], x[0]), min(r[1], x[1])
+		if lo <= hi {
+			n += hi - lo + 1
+		}
+	}
+	return n
+}
+
+// Subtract returns the parts of r outside every range of rs.
+func Subtract(r [2]uint64, rs [][2]uint64) [][2]uint64 {
+	out := [][2]uint64{r}
+	for _, x := range rs {
+		var next [][2]uint64
+		for _, o := range out {
+			if x[1] < o[0] || x[0] > o[1] {
+				next = append(next, o)
+				continue
+			}
+			if x[0] > o[0] {
+				next = append(next, [2]uint64{o[0], x[0] - 1})
+			}
+			if x[1] < o[1] {
+				next = append(next, [2]uint64{x[1] + 1, o[1]})
+			}
+		}
+		out = next
 	}
 	return out
 }
