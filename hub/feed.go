@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Event types and channels.
@@ -13,6 +14,7 @@ const (
 	EventFleet   = "fleet"
 	EventReading = "reading"
 	EventStatus  = "status"
+	EventAlert   = "alert"
 
 	ChannelFleet  = "fleet"
 	ChannelAlerts = "alerts"
@@ -26,45 +28,106 @@ type Event struct {
 	ID      uint64
 	Type    string
 	Channel string
+	Time    int64  // Unix ms when published
 	Data    []byte // JSON of the payload
 	WS      []byte // the WebSocket text frame
 	SSE     []byte // the complete SSE event, ending in a blank line
+	// key names what a newer event replaces for a client that fell
+	// behind: the latest reading of a device, the latest fleet snapshot.
+	// Empty: never coalesced (alerts).
+	key string
 }
 
-// DefaultSubscriber is the buffer, in events, of each subscription.
-const DefaultSubscriber = 1024
+// Defaults for Feed.
+const (
+	DefaultRingEvents = 65_536   // events kept for resume
+	DefaultRingBytes  = 64 << 20 // their encoded bytes
+	DefaultBehind     = 1024     // pending events before a client is cut
+	// CoalesceFrom is the backlog from which a newer event replaces a
+	// pending one with the same key, instead of queueing behind it.
+	CoalesceFrom = 32
+)
 
-// Feed fans live events out to subscribers. A subscriber that cannot keep
-// up is cut off with a reason rather than silently skipped, so a client
-// never shows data with holes it does not know about.
+// Feed fans live events out to subscribers and keeps a ring of recent ones
+// so any transport can resume from an event id. A subscriber that falls
+// behind gets coalesced events (the latest reading of each device, the
+// latest fleet snapshot); one that stays behind is cut off with a reason.
+// Nothing is dropped silently.
 type Feed struct {
 	mu     sync.Mutex
 	nextID uint64
 	subs   map[*Subscription]struct{}
-	bufLen int
 
-	cut atomic.Uint64
+	ring      []*Event // circular
+	head, n   int      // oldest index, count
+	ringBytes int
+	maxBytes  int
+	behind    int
+
+	Stats FeedStats
 }
 
-// NewFeed returns a feed with subscriber buffers of buf events (0: the
-// default).
-func NewFeed(buf int) *Feed {
-	if buf <= 0 {
-		buf = DefaultSubscriber
+// FeedStats are the feed's counters.
+type FeedStats struct {
+	Published atomic.Uint64 // events published
+	Delivered atomic.Uint64 // events queued to subscribers
+	Coalesced atomic.Uint64 // pending events replaced by a newer one
+	Cut       atomic.Uint64 // subscribers cut for falling behind
+	Replayed  atomic.Uint64 // events replayed on resume
+	Resets    atomic.Uint64 // resumes from ids the ring no longer holds
+}
+
+// FeedOptions size a Feed. Zero fields take the defaults.
+type FeedOptions struct {
+	RingEvents int // events kept for resume
+	RingBytes  int // encoded bytes kept for resume
+	Behind     int // pending events at which a subscriber is cut
+}
+
+// NewFeed returns a feed. Ids start from the clock (µs), so they keep
+// growing across hub restarts and an id from before a restart resumes as
+// a reset, never as someone else's events.
+func NewFeed(o FeedOptions) *Feed {
+	if o.RingEvents <= 0 {
+		o.RingEvents = DefaultRingEvents
 	}
-	return &Feed{subs: make(map[*Subscription]struct{}), bufLen: buf}
+	if o.RingBytes <= 0 {
+		o.RingBytes = DefaultRingBytes
+	}
+	if o.Behind <= 0 {
+		o.Behind = DefaultBehind
+	}
+	return &Feed{
+		nextID:   uint64(time.Now().UnixMicro()),
+		subs:     make(map[*Subscription]struct{}),
+		ring:     make([]*Event, o.RingEvents),
+		maxBytes: o.RingBytes, behind: o.Behind,
+	}
 }
 
-// Subscription receives events whose channel its filter accepts.
+// Subscription receives the events its filter accepts, in id order.
 type Subscription struct {
-	C      <-chan *Event
-	c      chan *Event
 	filter func(*Event) bool
+	notify func() // called, without locks held, when events were queued
+
+	mu      sync.Mutex
+	q       []*Event       // pending from q[h]; nil entries were coalesced away
+	h       int            // head
+	off     int            // position of q[0] since the start
+	keys    map[string]int // coalescing key → position of its newest event
+	pending int
+	behind  int
+	ready   chan struct{}
+
 	done   chan struct{}
 	reason atomic.Value
 }
 
-// Done is closed when the feed cut the subscription off; Reason says why.
+// Ready receives a value when events are pending (unless the subscription
+// has a notify function).
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Done is closed when the subscription ended; Reason says why.
 func (s *Subscription) Done() <-chan struct{} { return s.done }
 
 // Reason says why the subscription ended.
@@ -73,14 +136,126 @@ func (s *Subscription) Reason() string {
 	return r
 }
 
-// Subscribe returns a subscription to events accepted by filter (nil: all).
-func (f *Feed) Subscribe(filter func(*Event) bool) *Subscription {
-	c := make(chan *Event, f.bufLen)
-	s := &Subscription{C: c, c: c, filter: filter, done: make(chan struct{})}
+// Pop returns the oldest pending event, or nil.
+func (s *Subscription) Pop() *Event {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for s.h < len(s.q) {
+		ev := s.q[s.h]
+		s.q[s.h] = nil
+		s.h++
+		if s.h == len(s.q) { // drained: start over, reusing the array
+			s.off += len(s.q)
+			s.q, s.h = s.q[:0], 0
+			if cap(s.q) > 4*CoalesceFrom {
+				s.q = nil // let a burst's backing array go
+			}
+		}
+		if ev != nil {
+			s.pending--
+			return ev
+		}
+	}
+	return nil
+}
+
+// Pending returns how many events wait.
+func (s *Subscription) Pending() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.pending
+}
+
+// push queues ev; it reports false when the subscriber is too far behind.
+func (s *Subscription) push(ev *Event, coalesced *atomic.Uint64) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending >= CoalesceFrom && ev.key != "" {
+		if at, ok := s.keys[ev.key]; ok {
+			if i := at - s.off; i >= s.h && i < len(s.q) && s.q[i] != nil && s.q[i].key == ev.key {
+				s.q[i] = nil
+				s.pending--
+				coalesced.Add(1)
+			}
+		}
+	}
+	if s.pending >= s.behind {
+		return false
+	}
+	if ev.key != "" {
+		if s.keys == nil {
+			s.keys = make(map[string]int)
+		}
+		s.keys[ev.key] = s.off + len(s.q)
+	}
+	s.q = append(s.q, ev)
+	s.pending++
+	if s.notify == nil {
+		select {
+		case s.ready <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// Subscribe returns a subscription to the events filter accepts (nil: all).
+// notify, if not nil, is called after events were queued for it, instead
+// of signalling Ready; it must not block.
+func (f *Feed) Subscribe(filter func(*Event) bool, notify func()) *Subscription {
+	s := &Subscription{filter: filter, notify: notify, behind: f.behind, ready: make(chan struct{}, 1), done: make(chan struct{})}
 	f.mu.Lock()
 	f.subs[s] = struct{}{}
 	f.mu.Unlock()
 	return s
+}
+
+// Resume queues for s the kept events after id since that match (nil: s's
+// filter), first calling add under the feed's lock so that events published
+// from then on reach s too: nothing falls between the replay and live.
+// reset is true when the ring no longer holds every event after since (or
+// since is from the future, a previous run): the client must reload.
+func (f *Feed) Resume(s *Subscription, since uint64, match func(*Event) bool, add func()) (reset bool) {
+	f.mu.Lock()
+	if add != nil {
+		add()
+	}
+	if match == nil {
+		match = s.filter
+	}
+	oldest := f.nextID + 1
+	if f.n > 0 {
+		oldest = f.ring[f.head].ID
+	}
+	reset = since+1 < oldest || since > f.nextID
+	var replay []*Event
+	if !reset {
+		for i := range f.n {
+			ev := f.ring[(f.head+i)%len(f.ring)]
+			if ev.ID > since && (match == nil || match(ev)) {
+				replay = append(replay, ev)
+			}
+		}
+	}
+	ok := true
+	for _, ev := range replay {
+		if ok = s.push(ev, &f.Stats.Coalesced); !ok {
+			break
+		}
+	}
+	if !ok {
+		f.drop(s, fmt.Sprintf("client too slow: more than %d events behind", f.behind))
+		f.Stats.Cut.Add(1)
+	}
+	f.mu.Unlock()
+	if reset {
+		f.Stats.Resets.Add(1)
+	}
+	f.Stats.Replayed.Add(uint64(len(replay)))
+	if len(replay) > 0 && s.notify != nil {
+		s.notify()
+	}
+	return reset
 }
 
 // Unsubscribe ends s. It is safe to call more than once.
@@ -97,32 +272,82 @@ func (f *Feed) drop(s *Subscription, reason string) {
 	delete(f.subs, s)
 	s.reason.Store(reason)
 	close(s.done)
+	if s.notify != nil && reason != "unsubscribed" {
+		go s.notify() // outside the feed's lock: the owner sees Done and says why
+	}
 }
 
-// Publish encodes data once, gives it the next id and delivers it.
+// coalesceKey says what a newer event replaces for a lagging client.
+func coalesceKey(typ, channel string) string {
+	switch typ {
+	case EventReading, EventFleet:
+		return typ + "\x00" + channel
+	case EventStatus:
+		return "" // a state change is news even if a newer one follows
+	}
+	return ""
+}
+
+// Publish encodes data once, gives it the next id, keeps it in the ring
+// and queues it for every matching subscriber.
 func (f *Feed) Publish(typ, channel string, data any) (*Event, error) {
 	body, err := json.Marshal(data)
 	if err != nil {
 		return nil, fmt.Errorf("encode %s event: %w", typ, err)
 	}
+	var wake []*Subscription
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.nextID++
-	ev := &Event{ID: f.nextID, Type: typ, Channel: channel, Data: body}
+	ev := &Event{ID: f.nextID, Type: typ, Channel: channel, Time: time.Now().UnixMilli(), Data: body, key: coalesceKey(typ, channel)}
 	ev.WS = encodeWS(ev)
 	ev.SSE = encodeSSE(ev)
+	f.keep(ev)
 	for s := range f.subs {
 		if s.filter != nil && !s.filter(ev) {
 			continue
 		}
-		select {
-		case s.c <- ev:
-		default:
-			f.cut.Add(1)
-			f.drop(s, "client too slow: buffer full")
+		if !s.push(ev, &f.Stats.Coalesced) {
+			f.Stats.Cut.Add(1)
+			f.drop(s, fmt.Sprintf("client too slow: more than %d events behind", f.behind))
+			continue
+		}
+		f.Stats.Delivered.Add(1)
+		if s.notify != nil {
+			wake = append(wake, s)
 		}
 	}
+	f.mu.Unlock()
+	f.Stats.Published.Add(1)
+	for _, s := range wake {
+		s.notify()
+	}
 	return ev, nil
+}
+
+// keep adds ev to the ring, evicting the oldest past either bound.
+func (f *Feed) keep(ev *Event) {
+	size := len(ev.Data) + len(ev.WS) + len(ev.SSE)
+	for f.n > 0 && (f.n == len(f.ring) || f.ringBytes+size > f.maxBytes) {
+		old := f.ring[f.head]
+		f.ringBytes -= len(old.Data) + len(old.WS) + len(old.SSE)
+		f.ring[f.head] = nil
+		f.head = (f.head + 1) % len(f.ring)
+		f.n--
+	}
+	f.ring[(f.head+f.n)%len(f.ring)] = ev
+	f.n++
+	f.ringBytes += size
+}
+
+// RingSpan returns how many events the ring holds, their bytes, and the
+// oldest one's age in ms (0 if empty).
+func (f *Feed) RingSpan(now int64) (events, bytes int, ageMS int64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.n == 0 {
+		return 0, 0, 0
+	}
+	return f.n, f.ringBytes, now - f.ring[f.head].Time
 }
 
 // LastID returns the id of the newest event.
@@ -133,7 +358,7 @@ func (f *Feed) LastID() uint64 {
 }
 
 // Cut returns how many subscribers were cut off for being too slow.
-func (f *Feed) Cut() uint64 { return f.cut.Load() }
+func (f *Feed) Cut() uint64 { return f.Stats.Cut.Load() }
 
 // Subscribers returns the number of live subscriptions.
 func (f *Feed) Subscribers() int {
@@ -142,8 +367,8 @@ func (f *Feed) Subscribers() int {
 	return len(f.subs)
 }
 
-// encodeWS builds {"type":T,"channel":C,"data":D}; fleet and status events
-// carry no channel, as the contract shows them.
+// encodeWS builds {"type":T,"channel":C,"id":N,"data":D}; fleet and status
+// events carry no channel, as the contract shows them.
 func encodeWS(ev *Event) []byte {
 	b := make([]byte, 0, len(ev.Data)+64)
 	b = append(b, `{"type":`...)

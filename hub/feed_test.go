@@ -15,22 +15,25 @@ import (
 // recv returns the next event of s, failing t after a second.
 func recv(t *testing.T, s *hub.Subscription) *hub.Event {
 	t.Helper()
-	select {
-	case ev := <-s.C:
-		return ev
-	case <-time.After(time.Second):
-		t.Fatal("no event within 1s")
-		return nil
+	deadline := time.After(time.Second)
+	for {
+		if ev := s.Pop(); ev != nil {
+			return ev
+		}
+		select {
+		case <-s.Ready():
+		case <-deadline:
+			t.Fatal("no event within 1s")
+			return nil
+		}
 	}
 }
 
 // noEvent fails t if s holds an event.
 func noEvent(t *testing.T, s *hub.Subscription) {
 	t.Helper()
-	select {
-	case ev := <-s.C:
+	if ev := s.Pop(); ev != nil {
 		t.Fatalf("unexpected event %d %s %s", ev.ID, ev.Type, ev.Channel)
-	default:
 	}
 }
 
@@ -45,11 +48,12 @@ func mustPublish(t *testing.T, f *hub.Feed, typ, channel string, data any) *hub.
 
 func TestFeed_Publish(t *testing.T) {
 	t.Run("ids increase", func(t *testing.T) {
-		f := hub.NewFeed(8)
-		if got := f.LastID(); got != 0 {
-			t.Errorf("LastID() of a new feed = %d, want 0", got)
+		f := hub.NewFeed(hub.FeedOptions{})
+		base := f.LastID()
+		if now := uint64(time.Now().UnixMicro()); base == 0 || base > now {
+			t.Errorf("LastID() of a new feed = %d, want the clock in µs (≤ %d): ids keep growing across restarts", base, now)
 		}
-		for want := uint64(1); want <= 6; want++ {
+		for want := base + 1; want <= base+6; want++ {
 			ev := mustPublish(t, f, hub.EventStatus, hub.ChannelFleet, map[string]int{"n": int(want)})
 			if ev.ID != want {
 				t.Errorf("event id = %d, want %d", ev.ID, want)
@@ -60,8 +64,8 @@ func TestFeed_Publish(t *testing.T) {
 		}
 	})
 	t.Run("every subscriber gets the same event and bytes", func(t *testing.T) {
-		f := hub.NewFeed(0)
-		a, b := f.Subscribe(nil), f.Subscribe(nil)
+		f := hub.NewFeed(hub.FeedOptions{})
+		a, b := f.Subscribe(nil, nil), f.Subscribe(nil, nil)
 		ev := mustPublish(t, f, hub.EventReading, hub.DeviceChannel("pi-a"), map[string]any{"seq": 1})
 		ga, gb := recv(t, a), recv(t, b)
 		if ga != ev || gb != ev {
@@ -72,38 +76,40 @@ func TestFeed_Publish(t *testing.T) {
 		}
 	})
 	t.Run("filter", func(t *testing.T) {
-		f := hub.NewFeed(0)
-		onlyA := f.Subscribe(func(ev *hub.Event) bool { return ev.Channel == hub.DeviceChannel("pi-a") })
-		all := f.Subscribe(nil)
-		mustPublish(t, f, hub.EventReading, hub.DeviceChannel("pi-b"), 1)
+		f := hub.NewFeed(hub.FeedOptions{})
+		onlyA := f.Subscribe(func(ev *hub.Event) bool { return ev.Channel == hub.DeviceChannel("pi-a") }, nil)
+		all := f.Subscribe(nil, nil)
+		evB := mustPublish(t, f, hub.EventReading, hub.DeviceChannel("pi-b"), 1)
 		evA := mustPublish(t, f, hub.EventReading, hub.DeviceChannel("pi-a"), 2)
 		if got := recv(t, onlyA); got != evA {
 			t.Errorf("filtered subscriber got event %d on %s, want %d on %s", got.ID, got.Channel, evA.ID, evA.Channel)
 		}
 		noEvent(t, onlyA)
-		for _, want := range []uint64{1, 2} {
+		for _, want := range []uint64{evB.ID, evA.ID} {
 			if got := recv(t, all).ID; got != want {
 				t.Errorf("unfiltered subscriber got id %d, want %d", got, want)
 			}
 		}
 	})
 	t.Run("unencodable data is an error and uses no id", func(t *testing.T) {
-		f := hub.NewFeed(0)
-		s := f.Subscribe(nil)
+		f := hub.NewFeed(hub.FeedOptions{})
+		s := f.Subscribe(nil, nil)
+		before := f.LastID()
 		if _, err := f.Publish(hub.EventStatus, hub.ChannelFleet, math.NaN()); err == nil {
 			t.Error("Publish(NaN) succeeded, want an error")
 		}
-		if got := f.LastID(); got != 0 {
-			t.Errorf("LastID() after a failed publish = %d, want 0", got)
+		if got := f.LastID(); got != before {
+			t.Errorf("LastID() after a failed publish = %d, want %d", got, before)
 		}
 		noEvent(t, s)
 	})
 }
 
 func TestFeed_slowSubscriber(t *testing.T) {
-	f := hub.NewFeed(2)
-	slow := f.Subscribe(nil)
-	fast := f.Subscribe(nil)
+	f := hub.NewFeed(hub.FeedOptions{Behind: 2})
+	slow := f.Subscribe(nil, nil)
+	fast := f.Subscribe(nil, nil)
+	base := f.LastID()
 	for i := 1; i <= 5; i++ {
 		ev := mustPublish(t, f, hub.EventStatus, hub.ChannelFleet, i)
 		if got := recv(t, fast); got != ev {
@@ -119,7 +125,7 @@ func TestFeed_slowSubscriber(t *testing.T) {
 		t.Errorf("Reason() = %q, want it to say the client is too slow", got)
 	}
 	// What was buffered before the cut is still there, in order.
-	for _, want := range []uint64{1, 2} {
+	for _, want := range []uint64{base + 1, base + 2} {
 		if got := recv(t, slow).ID; got != want {
 			t.Errorf("slow subscriber's buffered event id = %d, want %d", got, want)
 		}
@@ -144,9 +150,9 @@ func TestFeed_slowSubscriber(t *testing.T) {
 }
 
 func TestFeed_Unsubscribe(t *testing.T) {
-	f := hub.NewFeed(0)
-	s := f.Subscribe(nil)
-	other := f.Subscribe(nil)
+	f := hub.NewFeed(hub.FeedOptions{})
+	s := f.Subscribe(nil, nil)
+	other := f.Subscribe(nil, nil)
 	f.Unsubscribe(s)
 	f.Unsubscribe(s) // idempotent: must not panic on a closed done channel
 	select {
@@ -182,7 +188,7 @@ func TestFeed_encodings(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := hub.NewFeed(0)
+			f := hub.NewFeed(hub.FeedOptions{})
 			mustPublish(t, f, hub.EventStatus, hub.ChannelFleet, 0) // so the id is not 1
 			ev := mustPublish(t, f, tt.typ, tt.ch, tt.data)
 			want, _ := json.Marshal(tt.data)
@@ -268,16 +274,18 @@ func TestPoint_MarshalJSON(t *testing.T) {
 // the audience: the event is encoded once, whatever the number of subscribers.
 func TestFeed_encodeOnce(t *testing.T) {
 	allocs := func(subscribers int) float64 {
-		f := hub.NewFeed(0)
+		f := hub.NewFeed(hub.FeedOptions{})
 		subs := make([]*hub.Subscription, subscribers)
 		for i := range subs {
-			subs[i] = f.Subscribe(nil)
+			subs[i] = f.Subscribe(nil, nil)
 		}
 		data := map[string]any{"device": "pi-a", "seq": 1, "metrics": map[string]float64{"cpu.percent": 1}}
 		return testing.AllocsPerRun(100, func() {
 			f.Publish(hub.EventReading, hub.DeviceChannel("pi-a"), data) //nolint:errcheck // encodable
 			for _, s := range subs {
-				<-s.C
+				if s.Pop() == nil {
+					t.Fatal("a subscriber got nothing")
+				}
 			}
 		})
 	}
@@ -291,10 +299,10 @@ func TestFeed_encodeOnce(t *testing.T) {
 // out of every subscriber's buffer.
 func BenchmarkFeed_Publish(b *testing.B) {
 	const subscribers = 100
-	f := hub.NewFeed(0)
+	f := hub.NewFeed(hub.FeedOptions{})
 	subs := make([]*hub.Subscription, subscribers)
 	for i := range subs {
-		subs[i] = f.Subscribe(nil)
+		subs[i] = f.Subscribe(nil, nil)
 	}
 	metrics := map[string]float64{}
 	for i := range 30 {
@@ -308,8 +316,8 @@ func BenchmarkFeed_Publish(b *testing.B) {
 			b.Fatal(err)
 		}
 		for _, s := range subs {
-			if got := <-s.C; got != ev {
-				b.Fatalf("subscriber got event %d, want %d", got.ID, ev.ID)
+			if got := s.Pop(); got != ev {
+				b.Fatalf("subscriber got %v, want event %d", got, ev.ID)
 			}
 		}
 	}

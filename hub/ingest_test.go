@@ -64,7 +64,7 @@ func newIngester(store hub.Store, acker hub.Acker) *hub.Ingester {
 		Store:          store,
 		Acker:          acker,
 		Registry:       hub.NewRegistry(nil),
-		Feed:           hub.NewFeed(0),
+		Feed:           hub.NewFeed(hub.FeedOptions{}),
 		CommitInterval: 5 * time.Millisecond,
 		Now:            func() time.Time { return time.UnixMilli(t0 + 60_000) },
 	}
@@ -132,7 +132,7 @@ func TestIngester_Handle(t *testing.T) {
 		}
 	}}
 	in := newIngester(store, acker)
-	sub := in.Feed.Subscribe(nil)
+	sub := in.Feed.Subscribe(nil, nil)
 	run(t, in)
 
 	e := env("pi-a", "b1", t0, 1, 2)
@@ -205,7 +205,7 @@ func TestIngester_HandleStatus(t *testing.T) {
 		committed <- b
 		return hub.CommitResult{}, nil
 	}}, nil)
-	sub := in.Feed.Subscribe(nil)
+	sub := in.Feed.Subscribe(nil, nil)
 	run(t, in)
 
 	st := onlineStatus(10_000)
@@ -266,7 +266,7 @@ func TestIngester_HandleInvalid(t *testing.T) {
 			}}, &fakeAcker{PublishAckFunc: func(device string, ack telemetry.Ack) {
 				t.Errorf("device ack %s %+v for an invalid message", device, ack)
 			}})
-			sub := in.Feed.Subscribe(nil)
+			sub := in.Feed.Subscribe(nil, nil)
 			run(t, in)
 
 			var acks atomic.Int32

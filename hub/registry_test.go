@@ -242,8 +242,8 @@ func TestRegistry_ObserveStatus(t *testing.T) {
 
 func TestRegistry_BroadcastFleet(t *testing.T) {
 	r := hub.NewRegistry(nil)
-	f := hub.NewFeed(0)
-	sub := f.Subscribe(nil)
+	f := hub.NewFeed(hub.FeedOptions{})
+	sub := f.Subscribe(nil, nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

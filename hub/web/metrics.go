@@ -38,12 +38,23 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	fmt.Fprintf(&b, "fleetwatch_devices{state=\"online\"} %d\nfleetwatch_devices{state=\"stale\"} %d\nfleetwatch_devices{state=\"offline\"} %d\n",
 		snap.Summary.Online, snap.Summary.Stale, snap.Summary.Offline)
 
+	st2 := s.stats()
 	fmt.Fprintf(&b, "# HELP fleetwatch_connections Open live connections by transport.\n# TYPE fleetwatch_connections gauge\n")
-	fmt.Fprintf(&b, "fleetwatch_connections{transport=\"ws\"} %d\nfleetwatch_connections{transport=\"sse\"} %d\n", s.wsc.open.Load(), s.sse.open.Load())
-	fmt.Fprintf(&b, "# HELP fleetwatch_clients_cut_total Live clients disconnected for being too slow.\n# TYPE fleetwatch_clients_cut_total counter\n")
-	fmt.Fprintf(&b, "fleetwatch_clients_cut_total{transport=\"ws\"} %d\nfleetwatch_clients_cut_total{transport=\"sse\"} %d\n", s.wsc.cut.Load(), s.sse.cut.Load())
+	for _, tr := range []string{"ws", "sse", "poll"} {
+		fmt.Fprintf(&b, "fleetwatch_connections{transport=%q} %d\n", tr, st2.Connections[tr])
+	}
+	fmt.Fprintf(&b, "# HELP fleetwatch_connections_refused_total Live connections refused by the limits.\n# TYPE fleetwatch_connections_refused_total counter\n")
+	fmt.Fprintf(&b, "fleetwatch_connections_refused_total{limit=\"total\"} %d\nfleetwatch_connections_refused_total{limit=\"per_ip\"} %d\n", st2.Refused.Total, st2.Refused.PerIP)
+	fmt.Fprintf(&b, "# HELP fleetwatch_clients_cut_total Live clients disconnected for falling behind.\n# TYPE fleetwatch_clients_cut_total counter\n")
+	fmt.Fprintf(&b, "fleetwatch_clients_cut_total{transport=\"ws\"} %d\nfleetwatch_clients_cut_total{transport=\"sse\"} %d\n", st2.ClientsCut.WS, st2.ClientsCut.SSE)
 	metric("fleetwatch_ws_bad_messages_total", "counter", "Malformed WebSocket client messages.", float64(s.wsc.bad.Load()))
-	metric("fleetwatch_events_total", "counter", "Live events published.", float64(s.Feed.LastID()))
+	metric("fleetwatch_events_total", "counter", "Live events published.", float64(st2.Events.Published))
+	metric("fleetwatch_events_delivered_total", "counter", "Live events queued to clients.", float64(st2.Events.Delivered))
+	metric("fleetwatch_events_coalesced_total", "counter", "Pending events replaced by a newer one for a lagging client.", float64(st2.Events.Coalesced))
+	metric("fleetwatch_events_replayed_total", "counter", "Events replayed to resuming clients.", float64(st2.Events.Replayed))
+	metric("fleetwatch_resume_resets_total", "counter", "Resumes from an event the ring no longer holds.", float64(st2.Events.Resets))
+	metric("fleetwatch_event_ring_events", "gauge", "Events kept for resume.", float64(st2.Ring.Events))
+	metric("fleetwatch_event_ring_seconds", "gauge", "Age of the oldest event kept for resume.", float64(st2.Ring.AgeMS)/1000)
 	if s.Gauges != nil {
 		for _, g := range s.Gauges() {
 			metric(g.Name, g.Type, g.Help, g.Value)

@@ -53,6 +53,10 @@ type Server struct {
 	// open a WebSocket; the hub's own origin is always allowed.
 	AllowedOrigins []string
 	Heartbeat      time.Duration
+	// MaxConns and MaxConnsPerIP bound live connections (WebSocket, SSE
+	// and long-poll together); past them a client gets 503 or 429 with
+	// Retry-After. Zero means the defaults.
+	MaxConns, MaxConnsPerIP int
 
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -69,8 +73,9 @@ type Server struct {
 	fleetBody []byte
 	fleetTag  string
 
-	sse sseCounters
-	wsc wsCounters
+	sse    sseCounters
+	wsc    wsCounters
+	limits limiter
 }
 
 // Gauge is one extra /metrics sample.
@@ -93,6 +98,12 @@ func (s *Server) Open() error {
 	if s.Ready == nil {
 		s.Ready = func() error { return nil }
 	}
+	if s.MaxConns <= 0 {
+		s.MaxConns = DefaultMaxConns
+	}
+	if s.MaxConnsPerIP <= 0 {
+		s.MaxConnsPerIP = DefaultMaxConnsPerIP
+	}
 	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		return fmt.Errorf("listen http on %q: %w", s.Addr, err)
@@ -106,6 +117,8 @@ func (s *Server) Open() error {
 	mux.HandleFunc("GET /api/v1/devices/{id}/history", s.handleHistory)
 	mux.HandleFunc("GET /api/v1/devices/{id}/completeness", s.handleCompleteness)
 	mux.HandleFunc("GET /events", s.handleSSE)
+	mux.HandleFunc("GET /api/v1/poll", s.handlePoll)
+	mux.HandleFunc("GET /api/v1/stats", s.handleStats)
 	mux.HandleFunc("GET /ws", s.handleWS)
 	mux.HandleFunc("GET /metrics", s.handleMetrics)
 	mux.HandleFunc("GET /healthz", s.handleHealth)
@@ -120,14 +133,14 @@ func (s *Server) Open() error {
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		ConnContext:       withConn,
 		// No WriteTimeout: it would cut SSE and WebSocket streams. Streams
 		// set per-write deadlines instead.
 	}
 
 	ctx, cancel := context.WithCancel(context.Background())
 	s.ctx, s.cancel = ctx, cancel
-	s.wg.Add(2)
-	go func() { defer s.wg.Done(); s.pumpWS(ctx) }()
+	s.wg.Add(1)
 	go func() {
 		defer s.wg.Done()
 		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -65,7 +65,7 @@ func newFixture(t *testing.T, configure ...func(*web.Server)) *fixture {
 		t.Fatalf("load devices: %v", err)
 	}
 	reg := hub.NewRegistry(recs)
-	feed := hub.NewFeed(0)
+	feed := hub.NewFeed(hub.FeedOptions{})
 	f.in = &hub.Ingester{Topics: topics, Store: store, Registry: reg, Feed: feed, CommitInterval: 5 * time.Millisecond, Now: clock}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
@@ -309,7 +309,7 @@ func TestServer_CloseDuringUpgrade(t *testing.T) {
 	const rounds = 100
 	open := 0
 	for range rounds {
-		s := &web.Server{Addr: "127.0.0.1:0", Registry: hub.NewRegistry(nil), Feed: hub.NewFeed(0), Stats: &hub.Stats{}}
+		s := &web.Server{Addr: "127.0.0.1:0", Registry: hub.NewRegistry(nil), Feed: hub.NewFeed(hub.FeedOptions{}), Stats: &hub.Stats{}}
 		if err := s.Open(); err != nil {
 			t.Fatalf("Open: %v", err)
 		}

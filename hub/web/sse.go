@@ -1,23 +1,113 @@
 package web
 
 import (
+	"context"
+	"fmt"
+	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/fleetwatch/fleetwatch/hub"
 )
 
 // sseWriteTimeout cuts a client that stops reading: its writes block once
 // the kernel buffers fill, and the deadline turns that into an error.
 const sseWriteTimeout = 10 * time.Second
 
+// sseRetry is the reconnect delay the stream asks EventSource for.
+const sseRetry = 2000
+
 type sseCounters struct {
 	open, total, cut atomic.Int64
 }
 
-// handleSSE streams fleet, reading and status events. The first event is
-// the current fleet snapshot, so a client paints at once.
+type connKey struct{}
+
+// withConn keeps the connection in the request context, so a stream can
+// shrink its socket's send buffer (a stalled client shows in seconds).
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+func shrinkSendBuffer(r *http.Request) {
+	if tc, ok := r.Context().Value(connKey{}).(*net.TCPConn); ok {
+		tc.SetWriteBuffer(wsSendBuffer) //nolint:errcheck // a larger buffer only delays the cut
+	}
+}
+
+// channelFilter parses ?channels=fleet,alerts,device:<id> and ?device=<id>
+// into a filter; neither means every channel.
+func channelFilter(q map[string][]string) (func(*hub.Event) bool, map[string]bool, error) {
+	set := map[string]bool{}
+	for _, v := range q["channels"] {
+		for _, ch := range strings.Split(v, ",") {
+			if ch = strings.TrimSpace(ch); ch == "" {
+				continue
+			}
+			if err := validChannel(ch); err != nil {
+				return nil, nil, fmt.Errorf("channels: %w", err)
+			}
+			set[ch] = true
+		}
+	}
+	for _, d := range q["device"] {
+		ch := hub.DeviceChannel(d)
+		if err := validChannel(ch); err != nil {
+			return nil, nil, fmt.Errorf("device: %w", err)
+		}
+		set[ch] = true
+	}
+	if len(set) > maxChannels {
+		return nil, nil, fmt.Errorf("channels: %d asked, want at most %d", len(set), maxChannels)
+	}
+	if len(set) == 0 {
+		return nil, nil, nil
+	}
+	return func(ev *hub.Event) bool { return set[ev.Channel] }, set, nil
+}
+
+// maxChannels bounds one stream's channel list.
+const maxChannels = 64
+
+// lastEventID reads the resume point: the Last-Event-ID header that
+// EventSource sends on reconnect, or ?lastEventId= for a fresh page.
+func lastEventID(r *http.Request, query string) (uint64, bool, error) {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" {
+		v = r.URL.Query().Get(query)
+	}
+	if v == "" {
+		return 0, false, nil
+	}
+	id, err := strconv.ParseUint(v, 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("%s %q: want an event id", query, truncate(v, 40))
+	}
+	return id, true, nil
+}
+
+// handleSSE streams events: fleet, reading, status, alert; with an id on
+// each, so a reconnect resumes exactly where it stopped.
 func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
+	filter, set, err := channelFilter(r.URL.Query())
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	since, resume, err := lastEventID(r, "lastEventId")
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	release, ok := s.admit(w, r, "sse")
+	if !ok {
+		return
+	}
+	defer release()
+	shrinkSendBuffer(r)
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -25,8 +115,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	h.Set("Connection", "keep-alive")
 	h.Set("X-Accel-Buffering", "no") // nginx: do not buffer this response
 
-	// Subscribe before taking the snapshot, so nothing falls between them.
-	sub := s.Feed.Subscribe(nil)
+	sub := s.Feed.Subscribe(filter, nil)
 	defer s.Feed.Unsubscribe(sub)
 	s.sse.open.Add(1)
 	s.sse.total.Add(1)
@@ -39,16 +128,33 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		}
 		return rc.Flush() == nil
 	}
+	wantsFleet := set == nil || set[hub.ChannelFleet]
+	fleetEvent := func() []byte {
+		body, _ := s.fleetJSON()
+		b := make([]byte, 0, len(body)+64)
+		b = append(b, "id: "...)
+		b = strconv.AppendUint(b, s.Feed.LastID(), 10)
+		b = append(b, "\nevent: fleet\ndata: "...)
+		b = append(b, body...)
+		return append(b, "\n\n"...)
+	}
 
-	body, _ := s.fleetJSON()
-	first := make([]byte, 0, len(body)+64)
-	first = append(first, "retry: 2000\n"...)
-	first = append(first, "id: "...)
-	first = strconv.AppendUint(first, s.Feed.LastID(), 10)
-	first = append(first, "\nevent: fleet\ndata: "...)
-	first = append(first, body...)
-	first = append(first, "\n\n"...)
 	w.WriteHeader(http.StatusOK)
+	// retry: rides on the first event (a block of its own would read as an
+	// empty event to some clients).
+	first := []byte("retry: " + strconv.Itoa(sseRetry) + "\n")
+	switch {
+	case resume && s.Feed.Resume(sub, since, nil, nil):
+		first = fmt.Appendf(first, "event: reset\ndata: {\"id\":%d}\n\n", s.Feed.LastID())
+		if wantsFleet {
+			first = append(first, fleetEvent()...)
+		}
+	case !resume && wantsFleet:
+		// Subscribed first, snapshot second: nothing falls between them.
+		first = append(first, fleetEvent()...)
+	default:
+		first = append(first, ": live\n\n"...)
+	}
 	if !write(first) {
 		return
 	}
@@ -56,6 +162,11 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	beat := time.NewTicker(s.Heartbeat)
 	defer beat.Stop()
 	for {
+		for ev := sub.Pop(); ev != nil; ev = sub.Pop() {
+			if !write(ev.SSE) {
+				return
+			}
+		}
 		select {
 		case <-r.Context().Done():
 			return
@@ -65,12 +176,9 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 			return
 		case <-sub.Done():
 			s.sse.cut.Add(1)
-			write([]byte("event: error\ndata: {\"error\":" + strconvQuote(sub.Reason()) + "}\n\n"))
+			write([]byte("event: cut\ndata: {\"reason\":" + strconvQuote(sub.Reason()) + "}\n\n"))
 			return
-		case ev := <-sub.C:
-			if !write(ev.SSE) {
-				return
-			}
+		case <-sub.Ready():
 		case <-beat.C:
 			if !write([]byte(": heartbeat\n\n")) {
 				return

@@ -32,10 +32,19 @@ func openSSE(t *testing.T, f *fixture) <-chan sseEvent {
 
 func openSSEResp(t *testing.T, f *fixture) (*http.Response, <-chan sseEvent) {
 	t.Helper()
+	return openSSEAt(t, f, "/events", nil)
+}
+
+// openSSEAt opens the stream at path (with query) sending header.
+func openSSEAt(t *testing.T, f *fixture, path string, header http.Header) (*http.Response, <-chan sseEvent) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL()+"/events", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, f.srv.URL()+path, nil)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for k, v := range header {
+		req.Header[k] = v
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -1,23 +1,24 @@
 package web
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/websocket"
 	"github.com/olahol/melody"
 
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 	"github.com/fleetwatch/fleetwatch/hub"
 )
-
-const keyChannels = "channels"
 
 // channelSet is one session's subscriptions.
 type channelSet struct {
@@ -46,13 +47,46 @@ type wsCounters struct {
 	open, total, cut, bad atomic.Int64
 }
 
+// wsWindow bounds the frames handed to melody but not yet written to the
+// socket; the rest wait in the session's feed subscription, where a
+// lagging client's readings and snapshots are coalesced.
+const wsWindow = 4
+
+// wsStall is how long a session may hold unwritten frames before it is cut:
+// a client that stopped reading. Its socket's send buffer is kept small so
+// that it shows within seconds. It is shorter than melody's WriteWait, so
+// the client is told why.
+const wsStall = 5 * time.Second
+
+// wsSendBuffer is the kernel send buffer of a WebSocket connection.
+const wsSendBuffer = 64 << 10
+
+// wsConn is one session's state: its channels, its feed subscription and
+// the frames in flight.
+type wsConn struct {
+	s     *Server
+	ss    *melody.Session
+	chans channelSet
+	sub   *hub.Subscription
+
+	mu       sync.Mutex
+	inflight int
+	lastSent time.Time
+	cut      bool
+}
+
 func (s *Server) newMelody() *melody.Melody {
 	m := melody.New()
 	m.Config.MaxMessageSize = DefaultMaxWSMessage
-	m.Config.MessageBufferSize = 256
+	m.Config.MessageBufferSize = 2 * wsWindow // flow control keeps it from filling
 	m.Config.WriteWait = 10 * time.Second
 	m.Config.PongWait = 60 * time.Second
 	m.Config.PingPeriod = 45 * time.Second
+	// Small per-connection buffers, shared write buffers: memory per
+	// connection is what limits a fan-out of thousands.
+	m.Upgrader.ReadBufferSize = 1024
+	m.Upgrader.WriteBufferSize = 4096
+	m.Upgrader.WriteBufferPool = &sync.Pool{}
 	// melody accepts every Origin by default; a dashboard on another site
 	// must not be able to read the fleet through the visitor's browser.
 	m.Upgrader.CheckOrigin = s.checkOrigin
@@ -63,21 +97,132 @@ func (s *Server) newMelody() *melody.Melody {
 			// Upgraded while Close ran: melody registers the session even
 			// after it closed all sessions, and nothing else would end it.
 			ss.Close() //nolint:errcheck // already closing is fine
+			return
+		}
+		if tc, ok := ss.WebsocketConnection().UnderlyingConn().(*net.TCPConn); ok {
+			tc.SetWriteBuffer(wsSendBuffer) //nolint:errcheck // a larger buffer only delays the cut
+		}
+		c := &wsConn{s: s, ss: ss, chans: channelSet{set: map[string]bool{}}, lastSent: time.Now()}
+		c.sub = s.Feed.Subscribe(func(ev *hub.Event) bool { return c.chans.has(ev.Channel) }, c.forward)
+		ss.Set(keyConn, c)
+	})
+	m.HandleDisconnect(func(ss *melody.Session) {
+		s.wsc.open.Add(-1)
+		if c, ok := connOf(ss); ok {
+			s.Feed.Unsubscribe(c.sub)
+			c.mu.Lock()
+			// melody's own write timeout ended a stalled session first.
+			stalled := !c.cut && c.inflight > 0 && time.Since(c.lastSent) > wsStall
+			c.cut = c.cut || stalled
+			c.mu.Unlock()
+			if stalled {
+				s.wsc.cut.Add(1)
+			}
 		}
 	})
-	m.HandleDisconnect(func(*melody.Session) { s.wsc.open.Add(-1) })
+	m.HandleSentMessage(func(ss *melody.Session, _ []byte) {
+		if c, ok := connOf(ss); ok {
+			c.mu.Lock()
+			c.inflight--
+			c.lastSent = time.Now()
+			c.mu.Unlock()
+			c.forward()
+		}
+	})
 	m.HandleMessage(s.handleWSMessage)
 	m.HandleError(func(ss *melody.Session, err error) {
 		if errors.Is(err, melody.ErrMessageBufferFull) {
-			// melody would drop the message and keep the session: a
-			// client with silent holes. Cut it instead; it reconnects
-			// and reloads.
-			s.wsc.cut.Add(1)
-			s.Logger.Warn("websocket client too slow; closing", "remote", ss.Request.RemoteAddr)
-			ss.WebsocketConnection().Close()
+			// Flow control should make this impossible; never let melody
+			// drop a frame silently.
+			if c, ok := connOf(ss); ok {
+				c.cutOff("client too slow: send buffer full")
+			}
 		}
 	})
 	return m
+}
+
+const keyConn = "conn"
+
+func connOf(ss *melody.Session) (*wsConn, bool) {
+	v, ok := ss.Get(keyConn)
+	if !ok {
+		return nil, false
+	}
+	return v.(*wsConn), true
+}
+
+// send hands one frame to melody, counting it in flight.
+func (c *wsConn) send(frame []byte) {
+	c.mu.Lock()
+	c.inflight++
+	c.mu.Unlock()
+	if err := c.ss.Write(frame); err != nil {
+		c.mu.Lock()
+		c.inflight--
+		c.mu.Unlock()
+	}
+}
+
+// forward moves pending events to melody while the window allows, and
+// cuts a session the feed dropped or whose socket stopped draining.
+func (c *wsConn) forward() {
+	select {
+	case <-c.sub.Done():
+		if r := c.sub.Reason(); r != "unsubscribed" {
+			c.cutOff(r)
+		}
+		return
+	default:
+	}
+	c.mu.Lock()
+	stalled := c.inflight > 0 && time.Since(c.lastSent) > wsStall
+	c.mu.Unlock()
+	if stalled {
+		c.cutOff(fmt.Sprintf("client stopped reading: nothing written for %s", wsStall))
+		return
+	}
+	for {
+		c.mu.Lock()
+		if c.inflight >= wsWindow || c.cut {
+			c.mu.Unlock()
+			return
+		}
+		ev := c.sub.Pop()
+		if ev == nil {
+			c.mu.Unlock()
+			return
+		}
+		c.inflight++
+		c.mu.Unlock()
+		if err := c.ss.Write(ev.WS); err != nil {
+			c.mu.Lock()
+			c.inflight--
+			c.mu.Unlock()
+			return
+		}
+	}
+}
+
+// cutOff tells the client why and closes the connection; it reconnects and
+// resumes from its last event id.
+func (c *wsConn) cutOff(reason string) {
+	c.mu.Lock()
+	if c.cut {
+		c.mu.Unlock()
+		return
+	}
+	c.cut = true
+	c.mu.Unlock()
+	c.s.wsc.cut.Add(1)
+	c.s.Logger.Warn("websocket client cut", "remote", c.ss.Request.RemoteAddr, "reason", reason)
+	b, _ := json.Marshal(map[string]string{"type": "cut", "reason": reason})
+	c.ss.Write(b) //nolint:errcheck // best effort: it may not be reading
+	// A control frame may be written concurrently with the write pump, and
+	// does not wait behind a full buffer.
+	conn := c.ss.WebsocketConnection()
+	conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.ClosePolicyViolation, truncate(reason, 120)), time.Now().Add(time.Second)) //nolint:errcheck
+	conn.Close()
 }
 
 func (s *Server) checkOrigin(r *http.Request) bool {
@@ -102,46 +247,85 @@ func (s *Server) checkOrigin(r *http.Request) bool {
 }
 
 func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
-	keys := map[string]any{keyChannels: &channelSet{set: map[string]bool{}}}
-	if err := s.ws.HandleRequestWithKeys(w, r, keys); err != nil {
+	if !s.checkOrigin(r) {
+		writeError(w, http.StatusForbidden, "origin not allowed: open the dashboard from the hub itself, or add the origin to allowed_origins")
+		return
+	}
+	release, ok := s.admit(w, r, "ws")
+	if !ok {
+		return
+	}
+	defer release() // HandleRequest returns when the session ends
+	if err := s.ws.HandleRequest(w, r); err != nil {
 		s.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
 	}
 }
 
 type wsRequest struct {
-	Type    string `json:"type"`
-	Channel string `json:"channel"`
+	Type    string  `json:"type"`
+	Channel string  `json:"channel"`
+	Since   *uint64 `json:"since"`
 }
 
 func (s *Server) handleWSMessage(ss *melody.Session, msg []byte) {
-	var req wsRequest
-	if err := json.Unmarshal(msg, &req); err != nil {
-		s.wsError(ss, "bad message: want JSON like {\"type\":\"subscribe\",\"channel\":\"fleet\"}")
+	c, ok := connOf(ss)
+	if !ok {
 		return
 	}
-	chans := ss.MustGet(keyChannels).(*channelSet)
+	var req wsRequest
+	if err := json.Unmarshal(msg, &req); err != nil {
+		s.wsError(c, "bad message: want JSON like {\"type\":\"subscribe\",\"channel\":\"fleet\"}")
+		return
+	}
 	switch req.Type {
 	case "ping":
-		ss.Write([]byte(`{"type":"pong"}`)) //nolint:errcheck // a closed session is reaped by melody
-	case "subscribe", "unsubscribe":
+		c.send([]byte(`{"type":"pong"}`))
+	case "unsubscribe":
 		if err := validChannel(req.Channel); err != nil {
-			s.wsError(ss, err.Error())
+			s.wsError(c, err.Error())
 			return
 		}
-		on := req.Type == "subscribe"
-		chans.put(req.Channel, on)
-		reply, _ := json.Marshal(map[string]string{"type": req.Type + "d", "channel": req.Channel})
-		ss.Write(reply) //nolint:errcheck
-		if on && req.Channel == hub.ChannelFleet {
-			body, _ := s.fleetJSON()
-			frame := make([]byte, 0, len(body)+32)
-			frame = append(frame, `{"type":"fleet","data":`...)
-			frame = append(append(frame, body...), '}')
-			ss.Write(frame) //nolint:errcheck
+		c.chans.put(req.Channel, false)
+		reply, _ := json.Marshal(map[string]string{"type": "unsubscribed", "channel": req.Channel})
+		c.send(reply)
+	case "subscribe":
+		if err := validChannel(req.Channel); err != nil {
+			s.wsError(c, err.Error())
+			return
+		}
+		reply, _ := json.Marshal(map[string]string{"type": "subscribed", "channel": req.Channel})
+		c.send(reply)
+		add := func() { c.chans.put(req.Channel, true) }
+		if req.Since == nil {
+			add()
+			if req.Channel == hub.ChannelFleet {
+				c.send(s.fleetFrame())
+			}
+			return
+		}
+		ch := req.Channel
+		if s.Feed.Resume(c.sub, *req.Since, func(ev *hub.Event) bool { return ev.Channel == ch }, add) {
+			reset, _ := json.Marshal(map[string]any{"type": "reset", "channel": ch, "id": s.Feed.LastID()})
+			c.send(reset)
+			if ch == hub.ChannelFleet {
+				c.send(s.fleetFrame())
+			}
 		}
 	default:
-		s.wsError(ss, "unknown message type "+strconvQuote(req.Type)+": want subscribe, unsubscribe or ping")
+		s.wsError(c, "unknown message type "+strconvQuote(req.Type)+": want subscribe, unsubscribe or ping")
 	}
+}
+
+// fleetFrame is the current fleet snapshot as a WebSocket event, with the
+// id of the newest event so a resume starts from there.
+func (s *Server) fleetFrame() []byte {
+	body, _ := s.fleetJSON()
+	frame := make([]byte, 0, len(body)+64)
+	frame = append(frame, `{"type":"fleet","id":`...)
+	frame = strconv.AppendUint(frame, s.Feed.LastID(), 10)
+	frame = append(frame, `,"data":`...)
+	frame = append(append(frame, body...), '}')
+	return frame
 }
 
 func validChannel(ch string) error {
@@ -166,30 +350,8 @@ func truncate(s string, n int) string {
 	return s[:n]
 }
 
-func (s *Server) wsError(ss *melody.Session, msg string) {
+func (s *Server) wsError(c *wsConn, msg string) {
 	s.wsc.bad.Add(1)
 	b, _ := json.Marshal(map[string]string{"type": "error", "error": msg})
-	ss.Write(b) //nolint:errcheck
-}
-
-// pumpWS forwards feed events to subscribed sessions. The frame was encoded
-// once by the feed; melody copies the same bytes to each session's buffer.
-func (s *Server) pumpWS(ctx context.Context) {
-	sub := s.Feed.Subscribe(nil)
-	defer func() { s.Feed.Unsubscribe(sub) }()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-sub.Done():
-			s.Logger.Error("websocket pump cut off by feed", "reason", sub.Reason())
-			sub = s.Feed.Subscribe(nil)
-		case ev := <-sub.C:
-			ch := ev.Channel                                            // status events are published on the fleet channel
-			s.ws.BroadcastFilter(ev.WS, func(ss *melody.Session) bool { //nolint:errcheck // closed melody on shutdown
-				v, ok := ss.Get(keyChannels)
-				return ok && v.(*channelSet).has(ch)
-			})
-		}
-	}
+	c.send(b)
 }

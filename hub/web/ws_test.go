@@ -18,7 +18,9 @@ import (
 type wsMsg struct {
 	Type    string          `json:"type"`
 	Channel string          `json:"channel"`
+	ID      uint64          `json:"id"`
 	Error   string          `json:"error"`
+	Reason  string          `json:"reason"`
 	Data    json.RawMessage `json:"data"`
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 	"github.com/fleetwatch/fleetwatch/hub/boltstore"
+	"github.com/fleetwatch/fleetwatch/hub/web"
 )
 
 // Config is everything the hub can be told. Precedence, lowest first:
@@ -31,6 +32,8 @@ type Config struct {
 	FleetInterval  time.Duration `yaml:"fleet_interval"`
 	Heartbeat      time.Duration `yaml:"sse_heartbeat"`
 	AllowedOrigins []string      `yaml:"allowed_origins"`
+	MaxConns       int           `yaml:"max_connections"`
+	MaxConnsPerIP  int           `yaml:"max_connections_per_ip"`
 	Retention      Retention     `yaml:"retention"`
 	LogLevel       string        `yaml:"log_level"`
 	LogFormat      string        `yaml:"log_format"`
@@ -91,6 +94,8 @@ func DefaultConfig() Config {
 		ClientID:       "fleetwatch-hub",
 		CommitInterval: 500 * time.Millisecond,
 		FleetInterval:  time.Second,
+		MaxConns:       web.DefaultMaxConns,
+		MaxConnsPerIP:  web.DefaultMaxConnsPerIP,
 		Heartbeat:      15 * time.Second,
 		Retention: Retention{
 			Raw:    Duration(boltstore.DefaultRawRetention),
@@ -224,6 +229,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Heartbeat <= 0 {
 		return fmt.Errorf("sse_heartbeat %s: must be positive", c.Heartbeat)
+	}
+	if c.MaxConns < 1 || c.MaxConnsPerIP < 1 || c.MaxConnsPerIP > c.MaxConns {
+		return fmt.Errorf("max_connections %d, max_connections_per_ip %d: want both at least 1, per IP at most the total", c.MaxConns, c.MaxConnsPerIP)
 	}
 	r := c.Retention
 	switch {

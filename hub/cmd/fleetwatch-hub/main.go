@@ -106,7 +106,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	registry := hub.NewRegistry(recs)
-	feed := hub.NewFeed(0)
+	feed := hub.NewFeed(hub.FeedOptions{})
 
 	brokerURL := c.Broker
 	if brokerURL == "" {
@@ -143,6 +143,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.Web = &web.Server{
 		Addr: c.HTTP, Registry: registry, History: m.Store, Feed: feed, Stats: &m.Ingest.Stats,
+		MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP,
 		Dashboard: dash, AllowedOrigins: c.AllowedOrigins, Heartbeat: c.Heartbeat,
 		Ready:  m.ready,
 		Gauges: m.gauges,
