@@ -18,7 +18,7 @@ build:
 run: build
 	./scripts/run.sh
 
-## test: everything CI checks (installs mosquitto/node if missing and root)
+## test: everything CI checks (installs mosquitto/nginx/node if missing and root)
 test: deps vet race arm check-deps test-js bench-smoke
 	@echo "make test: all checks passed"
 

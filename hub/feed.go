@@ -40,9 +40,9 @@ type Event struct {
 
 // Defaults for Feed.
 const (
-	DefaultRingEvents = 65_536   // events kept for resume
-	DefaultRingBytes  = 64 << 20 // their encoded bytes
-	DefaultBehind     = 1024     // pending events before a client is cut
+	DefaultRingAge   = 2 * time.Minute // events kept for resume at least this long
+	DefaultRingBytes = 256 << 20       // unless their encodings pass this
+	DefaultBehind    = 1024            // pending events before a client is cut
 	// CoalesceFrom is the backlog from which a newer event replaces a
 	// pending one with the same key, instead of queueing behind it.
 	CoalesceFrom = 32
@@ -58,10 +58,12 @@ type Feed struct {
 	nextID uint64
 	subs   map[*Subscription]struct{}
 
-	ring      []*Event // circular
+	ring      []*Event // circular, grows by doubling
 	head, n   int      // oldest index, count
 	ringBytes int
 	maxBytes  int
+	maxAge    int64 // ms
+	maxEvents int   // 0: no cap
 	behind    int
 
 	Stats FeedStats
@@ -79,8 +81,12 @@ type FeedStats struct {
 
 // FeedOptions size a Feed. Zero fields take the defaults.
 type FeedOptions struct {
-	RingEvents int // events kept for resume
-	RingBytes  int // encoded bytes kept for resume
+	// RingAge is how long events are kept for resume; RingBytes caps
+	// their encoded size, which wins at a load too high for the age.
+	RingAge   time.Duration
+	RingBytes int
+	// RingEvents caps the count as well (tests); zero means no cap.
+	RingEvents int
 	Behind     int // pending events at which a subscriber is cut
 }
 
@@ -88,8 +94,8 @@ type FeedOptions struct {
 // growing across hub restarts and an id from before a restart resumes as
 // a reset, never as someone else's events.
 func NewFeed(o FeedOptions) *Feed {
-	if o.RingEvents <= 0 {
-		o.RingEvents = DefaultRingEvents
+	if o.RingAge <= 0 {
+		o.RingAge = DefaultRingAge
 	}
 	if o.RingBytes <= 0 {
 		o.RingBytes = DefaultRingBytes
@@ -100,8 +106,8 @@ func NewFeed(o FeedOptions) *Feed {
 	return &Feed{
 		nextID:   uint64(time.Now().UnixMicro()),
 		subs:     make(map[*Subscription]struct{}),
-		ring:     make([]*Event, o.RingEvents),
-		maxBytes: o.RingBytes, behind: o.Behind,
+		ring:     make([]*Event, 1024),
+		maxBytes: o.RingBytes, maxAge: o.RingAge.Milliseconds(), maxEvents: o.RingEvents, behind: o.Behind,
 	}
 }
 
@@ -324,15 +330,26 @@ func (f *Feed) Publish(typ, channel string, data any) (*Event, error) {
 	return ev, nil
 }
 
-// keep adds ev to the ring, evicting the oldest past either bound.
+// keep adds ev to the ring, evicting what is older than the ring's age or
+// past its byte (or count) cap.
 func (f *Feed) keep(ev *Event) {
 	size := len(ev.Data) + len(ev.WS) + len(ev.SSE)
-	for f.n > 0 && (f.n == len(f.ring) || f.ringBytes+size > f.maxBytes) {
+	for f.n > 0 {
 		old := f.ring[f.head]
+		if ev.Time-old.Time <= f.maxAge && f.ringBytes+size <= f.maxBytes && (f.maxEvents == 0 || f.n < f.maxEvents) {
+			break
+		}
 		f.ringBytes -= len(old.Data) + len(old.WS) + len(old.SSE)
 		f.ring[f.head] = nil
 		f.head = (f.head + 1) % len(f.ring)
 		f.n--
+	}
+	if f.n == len(f.ring) { // full: double, oldest first
+		grown := make([]*Event, 2*len(f.ring))
+		for i := range f.n {
+			grown[i] = f.ring[(f.head+i)%len(f.ring)]
+		}
+		f.ring, f.head = grown, 0
 	}
 	f.ring[(f.head+f.n)%len(f.ring)] = ev
 	f.n++

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh installs what `make test` and `make run` need beyond Go: the
-# mosquitto broker (tests spawn a real one) and Node.js (dashboard unit
+# mosquitto broker (tests spawn a real one), nginx (a test runs one in
+# front of the hub with configs/nginx.conf) and Node.js (dashboard unit
 # tests). As root with apt-get it installs what is missing; otherwise it
 # fails with the command to run.
 set -euo pipefail
@@ -8,6 +9,7 @@ set -euo pipefail
 need_pkgs=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_pkgs+=(mosquitto-clients)
+command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
 command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
 
 if [ ${#need_pkgs[@]} -eq 0 ]; then
@@ -26,6 +28,13 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
 		systemctl is-enabled mosquitto >/dev/null 2>&1; then
 		echo "deps: disabling the mosquitto system service (tests and make run start their own brokers)" >&2
 		systemctl disable --now mosquitto >/dev/null 2>&1 || true
+	fi
+	# The same for nginx: the test runs its own nginx on a free port; the
+	# package's service would serve Debian's welcome page on :80.
+	if [[ " ${need_pkgs[*]} " == *" nginx "* ]] && command -v systemctl >/dev/null 2>&1 &&
+		systemctl is-enabled nginx >/dev/null 2>&1; then
+		echo "deps: disabling the nginx system service (the test starts its own nginx)" >&2
+		systemctl disable --now nginx >/dev/null 2>&1 || true
 	fi
 	exit 0
 fi
