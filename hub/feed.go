@@ -307,7 +307,12 @@ func (f *Feed) Publish(typ, channel string, data any) (*Event, error) {
 	ev := &Event{ID: f.nextID, Type: typ, Channel: channel, Time: time.Now().UnixMilli(), Data: body, key: coalesceKey(typ, channel)}
 	ev.WS = encodeWS(ev)
 	ev.SSE = encodeSSE(ev)
-	f.keep(ev)
+	if typ != EventFleet {
+		// A resuming client needs only the newest snapshot, which the
+		// transports send fresh: keeping every second's would cost more
+		// than all the readings.
+		f.keep(ev)
+	}
 	for s := range f.subs {
 		if s.filter != nil && !s.filter(ev) {
 			continue

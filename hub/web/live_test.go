@@ -194,3 +194,17 @@ func TestServer_limits(t *testing.T) {
 		t.Errorf("stats = %s, want 3 SSE connections and one refusal of each kind", body)
 	}
 }
+
+// A client may send many subscribes before reading: the replies wait for
+// it instead of overflowing the session's buffer.
+func TestServer_wsSubscribeStorm(t *testing.T) {
+	f := newFixture(t)
+	c := dialWS(t, f, nil)
+	const n = 300
+	for i := range n {
+		wsSend(t, c, fmt.Sprintf(`{"type":"subscribe","channel":"device:pi-%03d"}`, i))
+	}
+	for i := range n {
+		wsExpect(t, c, "subscribed", fmt.Sprintf("device:pi-%03d", i))
+	}
+}

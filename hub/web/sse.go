@@ -144,12 +144,19 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	// empty event to some clients).
 	first := []byte("retry: " + strconv.Itoa(sseRetry) + "\n")
 	switch {
-	case resume && s.Feed.Resume(sub, since, nil, nil):
-		first = fmt.Appendf(first, "event: reset\ndata: {\"id\":%d}\n\n", s.Feed.LastID())
-		if wantsFleet {
-			first = append(first, fleetEvent()...)
+	case resume:
+		if s.Feed.Resume(sub, since, nil, nil) {
+			first = fmt.Appendf(first, "event: reset\ndata: {\"id\":%d}\n\n", s.Feed.LastID())
 		}
-	case !resume && wantsFleet:
+		if wantsFleet {
+			// Snapshots are not kept for replay; the newest is all a
+			// resuming client needs. Without an id, so EventSource keeps
+			// its resume point while older events are replayed after it.
+			body, _ := s.fleetJSON()
+			first = append(first, "event: fleet\ndata: "...)
+			first = append(append(first, body...), "\n\n"...)
+		}
+	case wantsFleet:
 		// Subscribed first, snapshot second: nothing falls between them.
 		first = append(first, fleetEvent()...)
 	default:

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -70,6 +69,7 @@ type wsConn struct {
 	sub   *hub.Subscription
 
 	mu       sync.Mutex
+	ctrl     [][]byte // replies waiting for the window
 	inflight int
 	lastSent time.Time
 	cut      bool
@@ -152,20 +152,27 @@ func connOf(ss *melody.Session) (*wsConn, bool) {
 	return v.(*wsConn), true
 }
 
-// send hands one frame to melody, counting it in flight.
+// maxControl bounds the replies (subscribed, pong, errors) waiting for a
+// client that sends faster than it reads.
+const maxControl = 1024
+
+// send queues one reply and forwards what the window allows; replies go
+// before feed events.
 func (c *wsConn) send(frame []byte) {
 	c.mu.Lock()
-	c.inflight++
-	c.mu.Unlock()
-	if err := c.ss.Write(frame); err != nil {
-		c.mu.Lock()
-		c.inflight--
+	if len(c.ctrl) >= maxControl {
 		c.mu.Unlock()
+		c.cutOff(fmt.Sprintf("client too slow: more than %d replies unread", maxControl))
+		return
 	}
+	c.ctrl = append(c.ctrl, frame)
+	c.mu.Unlock()
+	c.forward()
 }
 
-// forward moves pending events to melody while the window allows, and
-// cuts a session the feed dropped or whose socket stopped draining.
+// forward moves replies, then pending events, to melody while the window
+// allows, and cuts a session the feed dropped or whose socket stopped
+// draining.
 func (c *wsConn) forward() {
 	select {
 	case <-c.sub.Done():
@@ -188,14 +195,20 @@ func (c *wsConn) forward() {
 			c.mu.Unlock()
 			return
 		}
-		ev := c.sub.Pop()
-		if ev == nil {
+		var frame []byte
+		if len(c.ctrl) > 0 {
+			frame = c.ctrl[0]
+			c.ctrl[0] = nil
+			c.ctrl = c.ctrl[1:]
+		} else if ev := c.sub.Pop(); ev != nil {
+			frame = ev.WS
+		} else {
 			c.mu.Unlock()
 			return
 		}
 		c.inflight++
 		c.mu.Unlock()
-		if err := c.ss.Write(ev.WS); err != nil {
+		if err := c.ss.Write(frame); err != nil {
 			c.mu.Lock()
 			c.inflight--
 			c.mu.Unlock()
@@ -307,23 +320,24 @@ func (s *Server) handleWSMessage(ss *melody.Session, msg []byte) {
 		if s.Feed.Resume(c.sub, *req.Since, func(ev *hub.Event) bool { return ev.Channel == ch }, add) {
 			reset, _ := json.Marshal(map[string]any{"type": "reset", "channel": ch, "id": s.Feed.LastID()})
 			c.send(reset)
-			if ch == hub.ChannelFleet {
-				c.send(s.fleetFrame())
-			}
+		}
+		if ch == hub.ChannelFleet {
+			// Snapshots are not kept for replay: the newest one is all a
+			// resuming client needs.
+			c.send(s.fleetFrame())
 		}
 	default:
 		s.wsError(c, "unknown message type "+strconvQuote(req.Type)+": want subscribe, unsubscribe or ping")
 	}
 }
 
-// fleetFrame is the current fleet snapshot as a WebSocket event, with the
-// id of the newest event so a resume starts from there.
+// fleetFrame is the current fleet snapshot as a WebSocket message. It has
+// no id: it is a state, not an event of the feed, and must not move a
+// client's resume point past events still being replayed.
 func (s *Server) fleetFrame() []byte {
 	body, _ := s.fleetJSON()
-	frame := make([]byte, 0, len(body)+64)
-	frame = append(frame, `{"type":"fleet","id":`...)
-	frame = strconv.AppendUint(frame, s.Feed.LastID(), 10)
-	frame = append(frame, `,"data":`...)
+	frame := make([]byte, 0, len(body)+32)
+	frame = append(frame, `{"type":"fleet","data":`...)
 	frame = append(append(frame, body...), '}')
 	return frame
 }

@@ -153,7 +153,9 @@ func (s *Scene) startHub(ctx context.Context, broker, traceBin string) (*Hub, er
 	}
 	data := filepath.Join(s.Dir, "hub-data")
 	h := &Hub{URL: fmt.Sprintf("http://127.0.0.1:%d", port), DB: filepath.Join(data, "fleetwatch.db")}
-	args := []string{"--broker", broker, "--http", fmt.Sprintf("127.0.0.1:%d", port), "--data", data, "--log-level", "warn"}
+	// Every client of the scene connects from 127.0.0.1: lift the per-address limit.
+	args := []string{"--broker", broker, "--http", fmt.Sprintf("127.0.0.1:%d", port), "--data", data, "--log-level", "warn",
+		"--max-connections", "100000", "--max-connections-per-ip", "100000"}
 	bin := filepath.Join(s.Bin, "fleetwatch-hub")
 	if traceBin != "" {
 		h.StraceLog = filepath.Join(s.Dir, "hub-fsync.strace")

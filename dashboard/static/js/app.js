@@ -1,8 +1,9 @@
 // Entry point: loads the fleet once over HTTP for the first paint, then
-// follows it over the WebSocket. Messages only update the model; the DOM is
-// updated at most once per animation frame, however many messages arrive.
+// follows it live (WebSocket, or whatever transport gets through). Messages
+// only update the model; the DOM is updated at most once per animation frame,
+// however many messages arrive.
 
-import { connect, socketURL } from './live.js';
+import { createLive } from './live.js';
 import { applyReading, applyStatus, normalizeFleet } from './fleet.js';
 import { createView } from './view.js';
 
@@ -52,7 +53,7 @@ async function loadFleet() {
     if (!fleet) throw new Error('unexpected response');
     setFleet(fleet);
   } catch (err) {
-    // Not fatal: subscribing sends a full snapshot as soon as the socket is up.
+    // Not fatal: subscribing sends a full snapshot as soon as a connection is up.
     const why = err instanceof Error && err.name === 'AbortError' ? 'timed out' : String(err instanceof Error ? err.message : err);
     showNotice(`Could not load the fleet (${why}); waiting for live updates.`);
   } finally {
@@ -60,8 +61,8 @@ async function loadFleet() {
   }
 }
 
-/** @param {any} msg a parsed server message */
-function onMessage(msg) {
+/** @param {import('./live.js').LiveEvent} msg an event or hub message */
+function onEvent(msg) {
   switch (msg.type) {
     case 'fleet': {
       const fleet = normalizeFleet(msg.data);
@@ -81,7 +82,7 @@ function onMessage(msg) {
       showNotice(`Hub: ${String(msg.error ?? 'unknown error')}`, HUB_ERROR_SHOWN_MS);
       return;
     default:
-      // "subscribed" and types added by later hubs need nothing here.
+      // Polled "device" snapshots and types added by later hubs need nothing here.
       return;
   }
 }
@@ -89,12 +90,16 @@ function onMessage(msg) {
 async function main() {
   scheduleRender();
   await loadFleet();
-  connect({
-    url: socketURL(location),
+  createLive({
+    transport: 'auto',
     channels: ['fleet'],
-    onMessage,
-    onState(state) {
+    onEvent,
+    // A reset of `fleet` is followed by a fresh snapshot through onEvent;
+    // nothing else here derives from a channel's history.
+    onReset() {},
+    onState(state, detail) {
       model.conn = state;
+      if (state === 'error') showNotice(`Live updates stopped: ${detail.reason ?? 'the hub refused'}.`);
       scheduleRender();
     },
   });

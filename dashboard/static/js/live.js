@@ -1,78 +1,98 @@
-// Live client for the hub's WebSocket at /ws: keeps one connection up,
-// resubscribes after every reconnect, and reports an honest connection state.
-// No DOM access beyond globals injected through `env`, so the whole state
-// machine runs under `node --test` with a fake socket and clock.
+// Live client for the hub: keeps one connection up over the best transport
+// that works (WebSocket, then server-sent events, long-poll, polling),
+// resumes from the last event id after every reconnect, queues what the app
+// sends while disconnected, and reports an honest connection state. No DOM
+// access beyond globals injected through `env`, so the whole state machine
+// runs under `node --test` with fakes. The wire formats live in
+// transports.js and polling.js, backoff and resume positions in reconnect.js.
 
-/** First reconnect delay, before jitter. */
-export const BACKOFF_START_MS = 500;
-/** Longest reconnect delay, jitter included. */
-export const BACKOFF_CAP_MS = 30_000;
-/** How often an open connection sends an application ping. */
-export const PING_INTERVAL_MS = 15_000;
-/** An open connection with no message (pongs included) for this long is dead. */
-export const DEAD_AFTER_MS = 35_000;
-/** A handshake that has not completed after this long is abandoned. */
-export const CONNECT_TIMEOUT_MS = 10_000;
+import { longPollTransport, pollTransport } from './polling.js';
+import {
+  BACKOFF_CAP_MS,
+  BACKOFF_START_MS,
+  RETRY_AFTER_CAP_MS,
+  backoffDelay,
+  createPositions,
+  nextDelay,
+} from './reconnect.js';
+import {
+  CONNECT_TIMEOUT_MS,
+  DEAD_AFTER_MS,
+  LONGPOLL_TIMEOUT_MS,
+  LONGPOLL_WAIT_S,
+  OFFLINE_PROBE_MS,
+  PING_INTERVAL_MS,
+  POLL_INTERVAL_MS,
+  sseTransport,
+  wsTransport,
+} from './transports.js';
+
+export {
+  BACKOFF_CAP_MS,
+  BACKOFF_START_MS,
+  RETRY_AFTER_CAP_MS,
+  backoffDelay,
+  createPositions,
+  nextDelay,
+  CONNECT_TIMEOUT_MS,
+  DEAD_AFTER_MS,
+  LONGPOLL_TIMEOUT_MS,
+  LONGPOLL_WAIT_S,
+  OFFLINE_PROBE_MS,
+  PING_INTERVAL_MS,
+  POLL_INTERVAL_MS,
+};
+
 /** Failing for longer than this is reported as offline, not reconnecting. */
 export const OFFLINE_AFTER_MS = 60_000;
-/** After the browser reports going offline, how long an open socket gets to prove itself. */
-export const OFFLINE_PROBE_MS = 5_000;
+/** `auto` moves to the next transport after this many failures in a row before it ever opened. */
+export const FALLBACK_AFTER = 2;
+/** After `auto` settles on a fallback, it tries the better transports this soon once... */
+export const UPGRADE_FIRST_MS = 10_000;
+/** ...and then this often. */
+export const UPGRADE_EVERY_MS = 5 * 60_000;
+/** Client messages kept while disconnected; the oldest go first. */
+export const QUEUE_LIMIT = 100;
 
-/** @typedef {'connecting'|'live'|'reconnecting'|'offline'} ConnState */
+/** The transports by name. */
+const TRANSPORTS = Object.freeze({
+  ws: wsTransport,
+  sse: sseTransport,
+  longpoll: longPollTransport,
+  poll: pollTransport,
+});
+
+/** Transport names, best first: the order `auto` tries them in. */
+export const TRANSPORT_ORDER = Object.freeze(/** @type {const} */ (['ws', 'sse', 'longpoll', 'poll']));
+
+/** @typedef {'ws'|'sse'|'longpoll'|'poll'} TransportName */
+/** @typedef {TransportName|'auto'} TransportChoice */
+/** @typedef {'connecting'|'live'|'reconnecting'|'offline'|'error'} ConnState */
+/** @typedef {import('./transports.js').LiveEvent} LiveEvent */
+/** @typedef {import('./transports.js').Env} Env */
+/** @typedef {import('./transports.js').Failure} Failure */
+/** @typedef {import('./transports.js').TransportContext} TransportContext */
+/** @typedef {import('./transports.js').TransportHandle} TransportHandle */
 
 /**
- * @typedef {object} Env Browser globals, injectable for tests.
- * @property {new (url: string) => WebSocketLike} WebSocket
- * @property {(fn: () => void, ms: number) => unknown} setTimeout
- * @property {(id: unknown) => void} clearTimeout
- * @property {() => number} now Unix milliseconds
- * @property {() => number} random in [0, 1)
- * @property {() => boolean} isOnline navigator.onLine
- * @property {(type: string, fn: () => void) => void} addEventListener on window
- * @property {(type: string, fn: () => void) => void} removeEventListener on window
- */
-
-/**
- * @typedef {object} WebSocketLike
- * @property {number} readyState
- * @property {(data: string) => void} send
- * @property {(code?: number, reason?: string) => void} close
- * @property {null | ((ev: any) => void)} onopen
- * @property {null | ((ev: any) => void)} onmessage
- * @property {null | ((ev: any) => void)} onclose
- * @property {null | ((ev: any) => void)} onerror
+ * @typedef {object} StateDetail passed with every state change
+ * @property {TransportName} transport the one in use or tried next
+ * @property {number} [delay] ms until the next attempt
+ * @property {number} [status] HTTP status behind the change, if any
+ * @property {string} [reason] for people
  */
 
 /**
  * @typedef {object} LiveClient
  * @property {ConnState} state the current connection state
+ * @property {TransportName} transport the transport in use (or being tried)
+ * @property {number} queued client messages waiting for a connection
  * @property {(channel: string) => void} subscribe adds a channel, now and after every reconnect
- * @property {(channel: string) => void} unsubscribe
- * @property {(msg: object) => boolean} send sends JSON if the socket is open
+ * @property {(channel: string) => void} unsubscribe drops a channel
+ * @property {(msg: object) => boolean} send true if sent now; otherwise queued
+ *   (subscribe/unsubscribe update the channel set, pings are dropped)
  * @property {() => void} close stops for good
  */
-
-const CONNECTING = 0;
-const OPEN = 1;
-
-/**
- * The reconnect delay after `attempt` consecutive failures: exponential from
- * BACKOFF_START_MS, ±20 % jitter so a hub restart is not met by every browser
- * at the same instant, capped at BACKOFF_CAP_MS.
- * @param {number} attempt failures so far, 0 for the first retry
- * @param {() => number} [rand=Math.random] returns a number in [0, 1)
- * @returns {number} milliseconds
- */
-export function backoffDelay(attempt, rand = Math.random) {
-  // 2 ** 16 × 500 ms is already far past the cap; clamping keeps it finite.
-  // NaN and negatives fail the comparison and count as the first attempt.
-  const n = attempt > 0 ? Math.min(Math.floor(attempt), 16) : 0;
-  const nominal = BACKOFF_START_MS * 2 ** n;
-  let r = Number(rand());
-  if (!(r >= 0)) r = 0;
-  if (r > 1) r = 1;
-  return Math.round(Math.min(BACKOFF_CAP_MS, nominal * (0.8 + 0.4 * r)));
-}
 
 /**
  * The WebSocket URL for `path` on the page's own origin, wss: under https:.
@@ -85,61 +105,135 @@ export function socketURL(loc, path = '/ws') {
   return `${scheme}//${loc.host}${path}`;
 }
 
+/**
+ * The WebSocket URL for an http(s) base ('' or a path: the page's origin).
+ * @param {string} base
+ * @param {{protocol: string, host: string} | undefined} loc
+ */
+export function wsURLFor(base, loc) {
+  if (/^https?:/i.test(base)) return `${base.replace(/^http/i, 'ws')}/ws`;
+  return socketURL(loc ?? { protocol: 'http:', host: 'localhost' }, `${base}/ws`);
+}
+
 /** @returns {Env} */
 function browserEnv() {
-  const g = globalThis;
+  const g = /** @type {any} */ (globalThis);
   // Wrapped so they are never called with a foreign `this` (Illegal invocation).
   return {
     WebSocket: g.WebSocket,
+    EventSource: g.EventSource,
+    fetch: (url, init) => g.fetch(url, init),
+    AbortController: g.AbortController,
     setTimeout: (fn, ms) => g.setTimeout(fn, ms),
-    clearTimeout: (id) => g.clearTimeout(/** @type {any} */ (id)),
+    clearTimeout: (id) => g.clearTimeout(id),
     now: () => Date.now(),
     random: () => Math.random(),
     isOnline: () => g.navigator?.onLine !== false,
     addEventListener: (type, fn) => g.addEventListener?.(type, fn),
     removeEventListener: (type, fn) => g.removeEventListener?.(type, fn),
+    location: g.location,
+    reportError: (err) => (typeof g.reportError === 'function' ? g.reportError(err) : console.error(err)),
   };
 }
+
+const noop = () => {};
 
 /**
  * Connects to the hub and stays connected until close() is called.
  *
- * States: "connecting" until the first open; "live" while open; then
- * "reconnecting" while retrying; "offline" while the browser reports no
- * network or after failing for OFFLINE_AFTER_MS. It keeps retrying in every
- * state but live, with backoffDelay between attempts.
+ * States, each reported once per change: "connecting" until the first open;
+ * "live" while a transport works; then "reconnecting" while retrying with
+ * backoffDelay (or the hub's Retry-After, if longer) between attempts;
+ * "offline" while the browser reports no network or after failing for
+ * OFFLINE_AFTER_MS, still retrying; "error" when retrying cannot help (an
+ * HTTP 4xx other than 408/429, or no usable transport): it stops until the
+ * channel set changes.
  *
- * @param {object} opts
- * @param {string} opts.url ws: or wss: URL, see socketURL
- * @param {string[]} [opts.channels] subscribed on every open
- * @param {(msg: any) => void} [opts.onMessage] every parsed message except pong
- * @param {(state: ConnState) => void} [opts.onState] on every state change
+ * Transport `auto` starts with WebSocket and moves down TRANSPORT_ORDER when
+ * one fails FALLBACK_AFTER times in a row without ever opening, or at once
+ * when the hub has no such endpoint. A transport that has opened is kept
+ * through later failures. While on a fallback, auto tries the better ones in
+ * the background (UPGRADE_FIRST_MS, then every UPGRADE_EVERY_MS) and switches
+ * when one opens.
+ *
+ * Events reach onEvent once each, in order per channel; after a reconnect
+ * every channel resumes where it stopped. onReset(channel) means the hub no
+ * longer holds the missed events: reload what you derive from that channel.
+ * For `fleet` a fresh snapshot follows through onEvent on every transport.
+ *
+ * @param {object} [opts]
+ * @param {string} [opts.url] the hub's http(s) base, '' (default) for the page's origin
+ * @param {TransportChoice} [opts.transport='auto']
+ * @param {string[]} [opts.channels] subscribed from the start
+ * @param {(ev: LiveEvent) => void} [opts.onEvent] every event, and hub errors as {type: "error", error}
+ * @param {(channel: string) => void} [opts.onReset] history for `channel` was lost
+ * @param {(state: ConnState, detail: StateDetail) => void} [opts.onState] on every state change
  * @param {Partial<Env>} [opts.env] overrides for tests
  * @returns {LiveClient}
  */
-export function connect({ url, channels = [], onMessage = () => {}, onState = () => {}, env = {} }) {
-  const E = { ...browserEnv(), ...env };
-  const subs = new Set(channels);
+export function createLive({
+  url = '',
+  transport = 'auto',
+  channels = [],
+  onEvent = noop,
+  onReset = noop,
+  onState = noop,
+  env = {},
+} = {}) {
+  const E = /** @type {Env} */ ({ ...browserEnv(), ...env });
+  /** @type {readonly TransportName[]} */
+  const order = transport === 'auto' ? TRANSPORT_ORDER : [transport];
+  if (!order.every((t) => Object.hasOwn(TRANSPORTS, t))) throw new TypeError(`unknown transport ${JSON.stringify(transport)}`);
+  const base = url.replace(/\/+$/, '');
+  const wsURL = wsURLFor(base, E.location);
 
-  /** @type {WebSocketLike | null} */
-  let ws = null;
+  /** @type {Set<string>} */
+  const subs = new Set();
+  const positions = createPositions();
+  for (const ch of channels) {
+    subs.add(ch);
+    positions.add(ch);
+  }
+  /** @type {Map<string, string>} */
+  const etags = new Map();
+  /** @type {object[]} */
+  const queue = [];
+
+  let idx = 0; // into order
+  let preOpenFails = 0; // consecutive failures of order[idx] before it opened
+  /** @type {Set<TransportName>} */
+  const worked = new Set();
+  let upgrades = 0; // upgrade rounds so far
+
   /** @type {ConnState | null} */
   let state = null;
   let everOpen = false;
   let closed = false;
-  let attempt = 0; // consecutive failures; reset by a successful open
+  let attempt = 0; // consecutive failures; reset by an open
   /** @type {number | null} when the current run of failures began; null while live */
   let failingSince = E.now();
+  /** @type {TransportHandle | null} */
+  let handle = null;
+  let gen = 0; // bumped whenever the current handle is dropped
+  let live = false; // the current handle has opened
   /** @type {unknown} */ let retryTimer = null;
-  /** @type {unknown} */ let pingTimer = null;
-  /** @type {unknown} */ let watchdog = null;
   /** @type {unknown} */ let offlineTimer = null;
+  /** @type {unknown} */ let upgradeTimer = null;
+  /** @type {null | (() => void)} */ let cancelProbe = null;
 
-  /** @param {ConnState} next */
-  function setState(next) {
-    if (next === state) return;
-    state = next;
-    onState(next);
+  /**
+   * Runs an app callback; what it throws is reported, and does not stop the
+   * transport that was delivering (an async loop would die silently).
+   * @template {unknown[]} A
+   * @param {(...args: A) => void} fn
+   * @param {A} args
+   */
+  function call(fn, ...args) {
+    try {
+      fn(...args);
+    } catch (err) {
+      E.reportError(err);
+    }
   }
 
   /** @param {unknown} id @returns {null} */
@@ -148,24 +242,14 @@ export function connect({ url, channels = [], onMessage = () => {}, onState = ()
     return null;
   }
 
-  // A connection that says nothing for `ms` is closed and replaced: TCP can
-  // take many minutes to notice a vanished peer (Wi-Fi drop, hub power loss).
-  /** @param {number} ms */
-  function armWatchdog(ms) {
-    watchdog = clear(watchdog);
-    watchdog = E.setTimeout(() => {
-      watchdog = null;
-      fail();
-    }, ms);
-  }
-
-  function schedulePing() {
-    pingTimer = clear(pingTimer);
-    pingTimer = E.setTimeout(() => {
-      pingTimer = null;
-      send({ type: 'ping' });
-      schedulePing();
-    }, PING_INTERVAL_MS);
+  /**
+   * @param {ConnState} next
+   * @param {Partial<StateDetail>} [detail]
+   */
+  function setState(next, detail = {}) {
+    if (next === state) return;
+    state = next;
+    call(onState, next, { transport: order[idx], ...detail });
   }
 
   /** @returns {ConnState} */
@@ -175,132 +259,301 @@ export function connect({ url, channels = [], onMessage = () => {}, onState = ()
     return everOpen ? 'reconnecting' : 'connecting';
   }
 
-  function open() {
+  /** @param {LiveEvent} ev */
+  function deliver(ev) {
+    if (positions.accept(ev)) call(onEvent, ev);
+  }
+
+  /**
+   * @param {string | undefined} channel
+   * @param {number | undefined} id
+   */
+  function reset(channel, id) {
+    const chans = channel === undefined ? [...subs] : [channel];
+    for (const ch of chans) {
+      if (id !== undefined) positions.reset(ch, id);
+      call(onReset, ch);
+    }
+  }
+
+  function flush() {
+    const h = handle;
+    if (!h?.duplex) return;
+    while (queue.length > 0 && h === handle && h.send(queue[0])) queue.shift();
+  }
+
+  /**
+   * The context for the current transport: every callback goes dead once
+   * the handle is dropped, so late events of an old connection never count.
+   * @param {number} my
+   * @returns {TransportContext}
+   */
+  function contextFor(my) {
+    const current = () => my === gen && !closed;
+    return {
+      env: E,
+      base,
+      wsURL,
+      etags,
+      channels: () => [...subs],
+      since: (ch) => positions.since(ch),
+      cursor: () => positions.cursor(subs),
+      isFresh: (ch) => positions.isFresh(ch),
+      opened() {
+        if (current()) opened();
+      },
+      event(ev) {
+        if (current()) deliver(ev);
+      },
+      advance(id, chans) {
+        if (current()) positions.advance(id, chans);
+      },
+      reset(ch, id) {
+        if (current()) reset(ch, id);
+      },
+      message(msg) {
+        if (current()) call(onEvent, msg);
+      },
+      failed(f) {
+        if (current()) failed(f);
+      },
+    };
+  }
+
+  function start() {
     retryTimer = null;
-    let sock;
-    try {
-      sock = new E.WebSocket(url);
-    } catch {
-      // A malformed URL or a blocked port throws synchronously; treat it like
-      // any failed attempt so the state machine stays in one place.
-      fail();
-      return;
-    }
-    ws = sock;
-    armWatchdog(CONNECT_TIMEOUT_MS);
-    sock.onopen = () => {
-      attempt = 0;
-      failingSince = null;
-      offlineTimer = clear(offlineTimer);
-      everOpen = true;
-      for (const channel of subs) send({ type: 'subscribe', channel });
-      schedulePing();
-      armWatchdog(DEAD_AFTER_MS);
-      setState('live');
-    };
-    sock.onmessage = (ev) => {
-      armWatchdog(DEAD_AFTER_MS);
-      let msg;
-      try {
-        msg = JSON.parse(String(ev.data));
-      } catch {
-        return; // not ours to show; the next good message carries on
-      }
-      if (msg === null || typeof msg !== 'object' || msg.type === 'pong') return;
-      onMessage(msg);
-    };
-    // Browsers always follow error with close, so close alone drives retries.
-    sock.onerror = () => {};
-    sock.onclose = () => fail();
+    const my = ++gen;
+    live = false;
+    const h = TRANSPORTS[order[idx]](contextFor(my));
+    // A transport may fail inside its constructor, before we hold it.
+    if (my === gen && !closed) handle = h;
+    else h.close();
   }
 
-  // Drops the current socket so that none of its late events reach us.
+  // Drops the current transport so that none of its late events reach us.
   function teardown() {
-    watchdog = clear(watchdog);
-    pingTimer = clear(pingTimer);
-    const sock = ws;
-    ws = null;
-    if (!sock) return;
-    sock.onopen = sock.onmessage = sock.onclose = sock.onerror = null;
-    if (sock.readyState === CONNECTING || sock.readyState === OPEN) {
-      try {
-        sock.close();
-      } catch {
-        // already closing
-      }
-    }
+    gen++;
+    live = false;
+    upgradeTimer = clear(upgradeTimer);
+    cancelProbe?.();
+    const h = handle;
+    handle = null;
+    h?.close();
   }
 
-  function fail() {
+  function opened() {
+    const first = !live;
+    live = true;
+    attempt = 0;
+    preOpenFails = 0;
+    failingSince = null;
+    offlineTimer = clear(offlineTimer);
+    everOpen = true;
+    worked.add(order[idx]);
+    positions.carried(subs);
+    flush();
+    setState('live');
+    if (first) scheduleUpgrade();
+  }
+
+  /** @param {Failure} f */
+  function failed(f) {
+    const name = order[idx];
     teardown();
     if (closed) return;
+    const last = idx === order.length - 1;
+    if (f.fatal || (f.unsupported && last)) {
+      stopWith(f);
+      return;
+    }
+    if (f.unsupported) {
+      idx++;
+      preOpenFails = 0;
+    } else if (f.beforeOpen && !worked.has(name)) {
+      if (++preOpenFails >= FALLBACK_AFTER && !last) {
+        idx++;
+        preOpenFails = 0;
+      }
+    } else {
+      preOpenFails = 0;
+    }
     if (failingSince === null) failingSince = E.now();
+    const delay = nextDelay(attempt++, f.retryAfterMs, E.random);
     retryTimer = clear(retryTimer);
-    retryTimer = E.setTimeout(open, backoffDelay(attempt++, E.random));
+    retryTimer = E.setTimeout(start, delay);
     if (offlineTimer === null) {
       const left = Math.max(0, failingSince + OFFLINE_AFTER_MS - E.now());
       offlineTimer = E.setTimeout(() => {
         offlineTimer = null;
-        if (state !== 'live') setState(failingState());
+        if (!live && state !== 'error') setState(failingState());
       }, left);
     }
-    setState(failingState());
+    setState(failingState(), { delay, reason: f.reason, ...(f.status ? { status: f.status } : {}) });
   }
 
-  /** @param {object} msg */
-  function send(msg) {
-    if (!ws || ws.readyState !== OPEN) return false;
-    ws.send(JSON.stringify(msg));
-    return true;
+  /** @param {Failure} f a problem retrying cannot fix */
+  function stopWith(f) {
+    retryTimer = clear(retryTimer);
+    offlineTimer = clear(offlineTimer);
+    setState('error', { reason: f.reason, ...(f.status ? { status: f.status } : {}) });
+  }
+
+  // After an error, a changed channel set is worth another try.
+  function restart() {
+    attempt = 0;
+    preOpenFails = 0;
+    failingSince = E.now();
+    setState(everOpen ? 'reconnecting' : 'connecting');
+    start();
+  }
+
+  function scheduleUpgrade() {
+    if (idx === 0 || order.length === 1 || upgradeTimer !== null || cancelProbe) return;
+    upgradeTimer = E.setTimeout(() => probeFrom(0), upgrades === 0 ? UPGRADE_FIRST_MS : UPGRADE_EVERY_MS);
+  }
+
+  // Tries order[j], then the next better one, without disturbing the
+  // current connection; switches to the first that opens.
+  /** @param {number} j */
+  function probeFrom(j) {
+    upgradeTimer = null;
+    if (closed || !live) return;
+    if (j >= idx) {
+      upgrades++;
+      scheduleUpgrade();
+      return;
+    }
+    let done = false;
+    /** @type {TransportHandle | null} */
+    let p = null;
+    const end = () => {
+      done = true;
+      cancelProbe = null;
+      p?.close();
+    };
+    /** @param {boolean} ok */
+    const finish = (ok) => {
+      if (done) return;
+      end();
+      if (closed || !live) return;
+      if (ok) switchTo(j);
+      else probeFrom(j + 1);
+    };
+    cancelProbe = end;
+    p = TRANSPORTS[order[j]]({
+      env: E,
+      base,
+      wsURL,
+      etags: new Map(),
+      // A WebSocket proves itself by opening; the others need a channel set.
+      channels: () => (order[j] === 'ws' ? [] : [...subs]),
+      since: () => undefined,
+      cursor: () => undefined,
+      isFresh: () => false,
+      opened: () => finish(true),
+      failed: () => finish(false),
+      event: noop,
+      advance: noop,
+      reset: noop,
+      message: noop,
+    });
+    if (done) p.close();
+  }
+
+  /** @param {number} j */
+  function switchTo(j) {
+    teardown();
+    idx = j;
+    preOpenFails = 0;
+    upgrades = 0;
+    start(); // stays "live" unless this one fails
   }
 
   function onBrowserOnline() {
-    if (closed || state === 'live') return;
+    if (closed || live || state === 'error') return;
     // The network is back: try now instead of sitting out a 30 s backoff.
     if (retryTimer !== null) {
       retryTimer = clear(retryTimer);
       setState(failingState());
-      open();
+      start();
     }
   }
 
   function onBrowserOffline() {
-    if (closed) return;
-    if (state === 'live') {
-      // The socket may still work (a hub on the LAN with the uplink down), so
-      // ask it instead of assuming: a reply re-arms the normal watchdog.
-      send({ type: 'ping' });
-      armWatchdog(OFFLINE_PROBE_MS);
-    } else {
-      setState('offline');
+    if (closed || state === 'error') return;
+    if (live) handle?.probe?.();
+    else setState('offline');
+  }
+
+  /**
+   * @param {string} channel
+   * @param {boolean} on
+   */
+  function changed(channel, on) {
+    if (state === 'error') {
+      restart();
+      return;
     }
+    handle?.update(channel, on);
+    if (on && live) positions.carried([channel]);
+  }
+
+  /** @param {string} channel */
+  function subscribe(channel) {
+    if (closed || typeof channel !== 'string' || channel === '' || subs.has(channel)) return;
+    subs.add(channel);
+    positions.add(channel);
+    changed(channel, true);
+  }
+
+  /** @param {string} channel */
+  function unsubscribe(channel) {
+    if (closed || !subs.delete(channel)) return;
+    positions.remove(channel);
+    etags.delete(channel);
+    changed(channel, false);
   }
 
   E.addEventListener('online', onBrowserOnline);
   E.addEventListener('offline', onBrowserOffline);
   setState(E.isOnline() ? 'connecting' : 'offline');
-  open();
+  start();
 
   return {
     get state() {
       return /** @type {ConnState} */ (state);
     },
-    subscribe(channel) {
-      if (subs.has(channel)) return;
-      subs.add(channel);
-      send({ type: 'subscribe', channel });
+    get transport() {
+      return order[idx];
     },
-    unsubscribe(channel) {
-      if (!subs.delete(channel)) return;
-      send({ type: 'unsubscribe', channel });
+    get queued() {
+      return queue.length;
     },
-    send,
+    subscribe,
+    unsubscribe,
+    send(msg) {
+      if (closed || msg === null || typeof msg !== 'object') return false;
+      const m = /** @type {Record<string, unknown>} */ (msg);
+      // Only the final channel set matters, and it is sent on every open.
+      if (m.type === 'subscribe' || m.type === 'unsubscribe') {
+        if (typeof m.channel !== 'string') return false;
+        if (m.type === 'subscribe') subscribe(m.channel);
+        else unsubscribe(m.channel);
+        return live && !!handle?.duplex;
+      }
+      if (live && handle?.send(msg)) return true;
+      if (m.type === 'ping') return false; // stale by the time it could go
+      queue.push(msg);
+      if (queue.length > QUEUE_LIMIT) queue.shift();
+      return false;
+    },
     close() {
       if (closed) return;
       closed = true;
       retryTimer = clear(retryTimer);
       offlineTimer = clear(offlineTimer);
       teardown();
+      queue.length = 0;
       E.removeEventListener('online', onBrowserOnline);
       E.removeEventListener('offline', onBrowserOffline);
     },

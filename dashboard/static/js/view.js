@@ -23,6 +23,7 @@ const CONN_TEXT = {
   live: 'Live',
   reconnecting: 'Reconnecting…',
   offline: 'Offline',
+  error: 'Not connected (error)',
 };
 
 // Column order of the cells after the row header; must match index.html.

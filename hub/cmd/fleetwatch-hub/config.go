@@ -125,6 +125,8 @@ func (c *Config) ParseFlags(args []string, getenv func(string) string, stderr io
 	fs.Var(&f.Retention.Raw, "retention-raw", "how long raw samples are kept")
 	fs.Var(&f.Retention.Minute, "retention-1m", "how long 1-minute rollups are kept")
 	fs.Var(&f.Retention.Hour, "retention-1h", "how long 1-hour rollups are kept")
+	fs.IntVar(&f.MaxConns, "max-connections", c.MaxConns, "live connections (WebSocket, SSE, long-poll) in total; past it 503")
+	fs.IntVar(&f.MaxConnsPerIP, "max-connections-per-ip", c.MaxConnsPerIP, "live connections from one address; past it 429")
 	fs.StringVar(&f.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&f.LogFormat, "log-format", c.LogFormat, "text or json")
 	fs.Usage = func() {
@@ -161,6 +163,12 @@ func (c *Config) ParseFlags(args []string, getenv func(string) string, stderr io
 	apply("log-format", &c.LogFormat, f.LogFormat)
 	if set["commit-interval"] {
 		c.CommitInterval = f.CommitInterval
+	}
+	if set["max-connections"] {
+		c.MaxConns = f.MaxConns
+	}
+	if set["max-connections-per-ip"] {
+		c.MaxConnsPerIP = f.MaxConnsPerIP
 	}
 	for name, p := range map[string][2]*Duration{
 		"retention-raw": {&c.Retention.Raw, &f.Retention.Raw},
