@@ -30,18 +30,57 @@ type Event struct {
 	Channel string
 	Time    int64  // Unix ms when published
 	Data    []byte // JSON of the payload
-	WS      []byte // the WebSocket text frame
-	SSE     []byte // the complete SSE event, ending in a blank line
+
+	// The transports' encodings are built once, on first use: an event
+	// no client of a transport receives (most readings, at scale) costs
+	// only its JSON in the ring.
+	wsOnce, sseOnce sync.Once
+	ws, sse         []byte
+	feed            *Feed
+	inRing          atomic.Bool  // kept for resume: its encodings count
+	built           atomic.Int64 // encoding bytes counted in feed.encoded
+
 	// key names what a newer event replaces for a client that fell
 	// behind: the latest reading of a device, the latest fleet snapshot.
 	// Empty: never coalesced (alerts).
 	key string
 }
 
+// WS returns the WebSocket text frame, built once for every client.
+func (ev *Event) WS() []byte {
+	ev.wsOnce.Do(func() {
+		ev.ws = encodeWS(ev)
+		ev.count(len(ev.ws))
+	})
+	return ev.ws
+}
+
+// SSE returns the complete SSE event, ending in a blank line, built once.
+func (ev *Event) SSE() []byte {
+	ev.sseOnce.Do(func() {
+		ev.sse = encodeSSE(ev)
+		ev.count(len(ev.sse))
+	})
+	return ev.sse
+}
+
+// count charges an encoding to the ring while the event is in it. Whoever
+// swaps built to zero (this, or the eviction) uncharges it, exactly once.
+func (ev *Event) count(n int) {
+	if ev.feed == nil || !ev.inRing.Load() {
+		return
+	}
+	ev.built.Add(int64(n))
+	ev.feed.encoded.Add(int64(n))
+	if !ev.inRing.Load() { // evicted meanwhile
+		ev.feed.encoded.Add(-ev.built.Swap(0))
+	}
+}
+
 // Defaults for Feed.
 const (
 	DefaultRingAge   = 2 * time.Minute // events kept for resume at least this long
-	DefaultRingBytes = 256 << 20       // unless their encodings pass this
+	DefaultRingBytes = 512 << 20       // unless their bytes pass this: ~80 s of 10k readings/s
 	DefaultBehind    = 1024            // pending events before a client is cut
 	// CoalesceFrom is the backlog from which a newer event replaces a
 	// pending one with the same key, instead of queueing behind it.
@@ -60,7 +99,10 @@ type Feed struct {
 
 	ring      []*Event // circular, grows by doubling
 	head, n   int      // oldest index, count
-	ringBytes int
+	ringBytes int      // JSON bytes of the events in the ring
+	// encoded counts the transport encodings built, of events in the ring
+	// or not (the ring's cap counts them when they leave it).
+	encoded   atomic.Int64
 	maxBytes  int
 	maxAge    int64 // ms
 	maxEvents int   // 0: no cap
@@ -304,9 +346,7 @@ func (f *Feed) Publish(typ, channel string, data any) (*Event, error) {
 	var wake []*Subscription
 	f.mu.Lock()
 	f.nextID++
-	ev := &Event{ID: f.nextID, Type: typ, Channel: channel, Time: time.Now().UnixMilli(), Data: body, key: coalesceKey(typ, channel)}
-	ev.WS = encodeWS(ev)
-	ev.SSE = encodeSSE(ev)
+	ev := &Event{ID: f.nextID, Type: typ, Channel: channel, Time: time.Now().UnixMilli(), Data: body, key: coalesceKey(typ, channel), feed: f}
 	if typ != EventFleet {
 		// A resuming client needs only the newest snapshot, which the
 		// transports send fresh: keeping every second's would cost more
@@ -336,15 +376,18 @@ func (f *Feed) Publish(typ, channel string, data any) (*Event, error) {
 }
 
 // keep adds ev to the ring, evicting what is older than the ring's age or
-// past its byte (or count) cap.
+// past its byte (or count) cap. The bytes are the events' JSON plus the
+// encodings built for them.
 func (f *Feed) keep(ev *Event) {
-	size := len(ev.Data) + len(ev.WS) + len(ev.SSE)
+	size := len(ev.Data)
 	for f.n > 0 {
 		old := f.ring[f.head]
-		if ev.Time-old.Time <= f.maxAge && f.ringBytes+size <= f.maxBytes && (f.maxEvents == 0 || f.n < f.maxEvents) {
+		if ev.Time-old.Time <= f.maxAge && f.ringBytes+int(f.encoded.Load())+size <= f.maxBytes && (f.maxEvents == 0 || f.n < f.maxEvents) {
 			break
 		}
-		f.ringBytes -= len(old.Data) + len(old.WS) + len(old.SSE)
+		f.ringBytes -= len(old.Data)
+		old.inRing.Store(false)
+		f.encoded.Add(-old.built.Swap(0))
 		f.ring[f.head] = nil
 		f.head = (f.head + 1) % len(f.ring)
 		f.n--
@@ -359,17 +402,18 @@ func (f *Feed) keep(ev *Event) {
 	f.ring[(f.head+f.n)%len(f.ring)] = ev
 	f.n++
 	f.ringBytes += size
+	ev.inRing.Store(true)
 }
 
-// RingSpan returns how many events the ring holds, their bytes, and the
-// oldest one's age in ms (0 if empty).
+// RingSpan returns how many events the ring holds, their bytes (JSON and
+// the encodings built), and the oldest one's age in ms (0 if empty).
 func (f *Feed) RingSpan(now int64) (events, bytes int, ageMS int64) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.n == 0 {
 		return 0, 0, 0
 	}
-	return f.n, f.ringBytes, now - f.ring[f.head].Time
+	return f.n, f.ringBytes + int(f.encoded.Load()), now - f.ring[f.head].Time
 }
 
 // LastID returns the id of the newest event.

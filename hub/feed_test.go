@@ -71,7 +71,7 @@ func TestFeed_Publish(t *testing.T) {
 		if ga != ev || gb != ev {
 			t.Fatalf("subscribers got %p and %p, want the published %p", ga, gb, ev)
 		}
-		if &ga.WS[0] != &gb.WS[0] || &ga.SSE[0] != &gb.SSE[0] {
+		if &ga.WS()[0] != &gb.WS()[0] || &ga.SSE()[0] != &gb.SSE()[0] {
 			t.Error("subscribers got different encodings, want one shared encoding")
 		}
 	})
@@ -203,22 +203,22 @@ func TestFeed_encodings(t *testing.T) {
 					ID      uint64          `json:"id"`
 					Data    json.RawMessage `json:"data"`
 				}
-				if err := json.Unmarshal(ev.WS, &msg); err != nil {
-					t.Fatalf("WS frame %s is not JSON: %v", ev.WS, err)
+				if err := json.Unmarshal(ev.WS(), &msg); err != nil {
+					t.Fatalf("WS frame %s is not JSON: %v", ev.WS(), err)
 				}
 				if msg.Type != tt.typ || msg.ID != ev.ID || !bytes.Equal(msg.Data, want) {
 					t.Errorf("WS frame = type %q id %d data %s; want %q %d %s", msg.Type, msg.ID, msg.Data, tt.typ, ev.ID, want)
 				}
 				switch {
 				case tt.wantChannel && (msg.Channel == nil || *msg.Channel != tt.ch):
-					t.Errorf("WS frame %s: want channel %q", ev.WS, tt.ch)
+					t.Errorf("WS frame %s: want channel %q", ev.WS(), tt.ch)
 				case !tt.wantChannel && msg.Channel != nil:
-					t.Errorf("WS frame %s has a channel, want none for %s events", ev.WS, tt.typ)
+					t.Errorf("WS frame %s has a channel, want none for %s events", ev.WS(), tt.typ)
 				}
 			})
 
 			t.Run("SSE", func(t *testing.T) {
-				sse := string(ev.SSE)
+				sse := string(ev.SSE())
 				body, ok := strings.CutSuffix(sse, "\n\n")
 				if !ok || strings.Contains(body, "\n\n") || strings.Contains(body, "\r") {
 					t.Fatalf("SSE event %q: want lines ending in exactly one blank line", sse)

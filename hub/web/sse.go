@@ -170,7 +170,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 	defer beat.Stop()
 	for {
 		for ev := sub.Pop(); ev != nil; ev = sub.Pop() {
-			if !write(ev.SSE) {
+			if !write(ev.SSE()) {
 				return
 			}
 		}

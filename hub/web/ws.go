@@ -201,7 +201,7 @@ func (c *wsConn) forward() {
 			c.ctrl[0] = nil
 			c.ctrl = c.ctrl[1:]
 		} else if ev := c.sub.Pop(); ev != nil {
-			frame = ev.WS
+			frame = ev.WS()
 		} else {
 			c.mu.Unlock()
 			return
