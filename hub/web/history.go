@@ -137,11 +137,11 @@ func viewOf(sr hub.Series) seriesView {
 	v := seriesView{Metric: sr.Metric, Resolution: sr.Resolution, Step: sr.Step, Gaps: sr.Gaps}
 	if sr.Step > 0 {
 		v.Columns = bucketColumns
-		v.Points = nonNil(sr.Buckets)
+		v.Points = bucketsJSON(sr.Buckets)
 	} else {
 		v.Step = 0
 		v.Columns = rawColumns
-		v.Points = nonNil(sr.Points)
+		v.Points = pointsJSON(sr.Points)
 	}
 	if v.Gaps == nil {
 		v.Gaps = []hub.Gap{}
@@ -149,12 +149,42 @@ func viewOf(sr hub.Series) seriesView {
 	return v
 }
 
-func nonNil[T any](s []T) []T {
-	if s == nil {
-		return []T{}
+// pointsJSON and bucketsJSON append the arrays directly: a day of a series
+// is 86,400 pairs, and encoding/json would call a MarshalJSON per element.
+func pointsJSON(pts []hub.Point) json.RawMessage {
+	b := make([]byte, 0, 2+len(pts)*24)
+	b = append(b, '[')
+	for i, p := range pts {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = strconv.AppendInt(b, p.TS, 10)
+		b = append(b, ',')
+		b = telemetry.AppendFloat(b, p.Value)
+		b = append(b, ']')
 	}
-	return s
+	return append(b, ']')
 }
+
+func bucketsJSON(bs []hub.Bucket) json.RawMessage {
+	b := make([]byte, 0, 2+len(bs)*48)
+	b = append(b, '[')
+	for i, bk := range bs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		b = strconv.AppendInt(b, bk.TS, 10)
+		for _, v := range [3]float64{bk.Avg, bk.Min, bk.Max} {
+			b = append(b, ',')
+			b = telemetry.AppendFloat(b, v)
+		}
+		b = append(b, ']')
+	}
+	return append(b, ']')
+}
+
 
 // parseMetrics checks the metric parameters and drops repeats, keeping the
 // order asked.
