@@ -185,7 +185,6 @@ func bucketsJSON(bs []hub.Bucket) json.RawMessage {
 	return append(b, ']')
 }
 
-
 // parseMetrics checks the metric parameters and drops repeats, keeping the
 // order asked.
 func parseMetrics(names []string) ([]string, error) {
