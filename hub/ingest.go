@@ -19,6 +19,7 @@ const (
 	DefaultMaxBatch       = 5000
 	DefaultQueue          = 16384
 	DefaultRetry          = 500 * time.Millisecond
+	DefaultLiveWindow     = 2 * time.Minute
 )
 
 // Ingester turns broker messages into live events and durable commits.
@@ -34,6 +35,9 @@ type Ingester struct {
 	CommitInterval time.Duration
 	MaxBatch       int
 	Queue          int
+	// LiveWindow: readings stamped longer ago than this are stored but not
+	// published live. Zero means DefaultLiveWindow.
+	LiveWindow time.Duration
 
 	Now    func() time.Time
 	Logger *slog.Logger
@@ -94,6 +98,9 @@ func (in *Ingester) init() {
 		if in.Queue <= 0 {
 			in.Queue = DefaultQueue
 		}
+		if in.LiveWindow <= 0 {
+			in.LiveWindow = DefaultLiveWindow
+		}
 		if in.Now == nil {
 			in.Now = time.Now
 		}
@@ -130,6 +137,12 @@ func (in *Ingester) Handle(m Message) {
 		}
 		fresh := in.Registry.ObserveTelemetry(&env, now)
 		for _, r := range fresh {
+			// A backlog replayed after an outage is history, not news:
+			// it goes to the store only, so a day of replay does not
+			// flood every dashboard (or the resume ring).
+			if r.TS < now-in.LiveWindow.Milliseconds() {
+				continue
+			}
 			in.publish(EventReading, DeviceChannel(device), readingEvent{Device: device, Seq: r.Seq, TS: r.TS, Metrics: r.Metrics})
 		}
 		in.enqueue(item{env: &env, device: device, ack: m.Ack})

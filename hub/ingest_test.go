@@ -475,3 +475,32 @@ func TestIngester_CommitErr(t *testing.T) {
 		t.Error("Stats.CommitErrs = 0, want the failed attempts counted")
 	}
 }
+
+// A backlog stamped long ago is stored but not published live: it is
+// history, and a day of it must not flood every dashboard.
+func TestIngester_HandleBacklogIsNotLive(t *testing.T) {
+	committed := make(chan *hub.Batch, 2)
+	in := newIngester(&fakeStore{CommitFunc: func(b *hub.Batch) (hub.CommitResult, error) {
+		committed <- b
+		return hub.CommitResult{Stored: len(b.Envelopes)}, nil
+	}}, nil)
+	sub := in.Feed.Subscribe(nil, nil)
+	run(t, in)
+	// The clock is t0+60 s; the live window 2 min: seq 1 is an hour old.
+	old := env("pi-a", "b1", t0-3_600_000, 1)
+	fresh := env("pi-a", "b1", t0, 2)
+	for _, e := range []*telemetry.Envelope{old, fresh} {
+		acked := make(chan struct{})
+		in.Handle(hub.Message{Topic: topics.Telemetry("pi-a"), Payload: payload(t, e), Ack: func() { close(acked) }})
+		waitFor(t, "ack", acked)
+		<-committed
+	}
+	ev := recv(t, sub)
+	var data struct {
+		Seq uint64 `json:"seq"`
+	}
+	if err := json.Unmarshal(ev.Data, &data); err != nil || data.Seq != 2 {
+		t.Fatalf("live event %s, want only seq 2", ev.Data)
+	}
+	noEvent(t, sub)
+}
