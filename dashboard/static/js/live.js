@@ -23,9 +23,8 @@ import {
   OFFLINE_PROBE_MS,
   PING_INTERVAL_MS,
   POLL_INTERVAL_MS,
-  sseTransport,
-  wsTransport,
 } from './transports.js';
+import { sseTransport, wsTransport } from './streams.js';
 
 export {
   BACKOFF_CAP_MS,
