@@ -168,6 +168,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	// the scheduled instant: an exact cadence costs the hub ~0.02 B per
 	// sample for timestamps where scheduler jitter costs ~0.5.
 	due := a.nextTick(a.Now())
+	if due.Sub(a.Now()) < a.Interval/2 {
+		// Right after the reading taken at start: rates over a few ms say
+		// nothing (and may not exist yet). Skip to the next tick.
+		due = due.Add(a.Interval)
+	}
 	tick := time.NewTimer(due.Sub(a.Now()))
 	defer tick.Stop()
 	var spill <-chan time.Time
@@ -211,8 +216,11 @@ func (a *Agent) Run(ctx context.Context) error {
 				stamp = due
 			}
 			schedule(a.stepAt(ctx, stamp))
-			due = a.nextTick(a.Now())
-			tick.Reset(due.Sub(a.Now()))
+			now = a.Now()
+			if due = a.nextTick(now); due.Sub(now) < a.Interval/2 && now.Sub(stamp) > a.Interval/2 {
+				due = due.Add(a.Interval) // an overrun collection: keep readings an interval apart
+			}
+			tick.Reset(due.Sub(now))
 		case <-a.wake:
 			schedule(a.flush(ctx))
 		case <-replayC:

@@ -3,6 +3,8 @@ package hub
 import (
 	"context"
 	"maps"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -150,7 +152,7 @@ func (r *Registry) Snapshot(now int64) *fleet.Snapshot {
 	r.changed = false
 	r.version++
 	fleet.SortDevices(devs)
-	r.snap = &fleet.Snapshot{Version: r.version, TS: now, Devices: devs, Summary: fleet.Summarize(devs)}
+	r.snap = &fleet.Snapshot{Version: r.version, TS: now, Full: true, Devices: devs, Summary: fleet.Summarize(devs)}
 	return r.snap
 }
 
@@ -168,18 +170,49 @@ func cloneRecord(d *DeviceRecord) DeviceRecord {
 func (r *Registry) BroadcastFleet(ctx context.Context, feed *Feed, interval time.Duration, now func() time.Time) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	var last uint64
+	prev := map[string]string{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
-			snap := r.Snapshot(now().UnixMilli())
-			if snap.Version == last {
-				continue
-			}
-			last = snap.Version
-			feed.Publish(EventFleet, ChannelFleet, snap) //nolint:errcheck // a snapshot always encodes
+			ms := now().UnixMilli()
+			feed.Publish(EventFleet, ChannelFleet, Delta(r.Snapshot(ms), prev, ms)) //nolint:errcheck // a snapshot always encodes
 		}
 	}
+}
+
+// Delta is the broadcast form of snap: the devices whose state, reason or
+// tags differ from prev (which it updates), the summary and the time. It
+// goes out every interval even when nothing changed: a heartbeat that
+// carries the counts.
+func Delta(snap *fleet.Snapshot, prev map[string]string, now int64) *fleet.Snapshot {
+	d := &fleet.Snapshot{Version: snap.Version, TS: now, Summary: snap.Summary, Devices: []fleet.Device{}}
+	seen := make(map[string]bool, len(snap.Devices))
+	for _, dev := range snap.Devices {
+		seen[dev.ID] = true
+		key := dev.State + "\x00" + dev.Reason + "\x00" + tagsKey(dev.Tags)
+		if prev[dev.ID] != key {
+			prev[dev.ID] = key
+			d.Devices = append(d.Devices, dev)
+		}
+	}
+	for id := range prev {
+		if !seen[id] {
+			delete(prev, id)
+		}
+	}
+	return d
+}
+
+func tagsKey(tags map[string]string) string {
+	keys := slices.Sorted(maps.Keys(tags))
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(tags[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }

@@ -264,15 +264,32 @@ func TestRegistry_BroadcastFleet(t *testing.T) {
 		return s
 	}
 	first := decode(recv(t, sub))
-	if got := first.Summary.Total; got != 0 {
-		t.Errorf("first snapshot has %d devices, want 0", got)
+	if got := first.Summary.Total; got != 0 || first.Full {
+		t.Errorf("first broadcast: %d devices, full %v; want 0, a delta", got, first.Full)
 	}
-	time.Sleep(30 * time.Millisecond) // several ticks without a change
-	noEvent(t, sub)
+	// Every tick broadcasts, changed or not: a heartbeat with the counts.
+	time.Sleep(30 * time.Millisecond)
+	for ev := sub.Pop(); ev != nil; ev = sub.Pop() {
+		if d := decode(ev); len(d.Devices) != 0 {
+			t.Fatalf("broadcast without a change lists %d devices, want none", len(d.Devices))
+		}
+	}
 
 	r.ObserveTelemetry(env("pi-a", "b1", t0, 1), t0)
 	second := decode(recv(t, sub))
-	if second.Version <= first.Version || second.Summary.Total != 1 {
-		t.Errorf("snapshot after a reading = version %d total %d, want version > %d and 1 device", second.Version, second.Summary.Total, first.Version)
+	if second.Version <= first.Version || second.Summary.Total != 1 || len(second.Devices) != 1 || second.Devices[0].ID != "pi-a" {
+		t.Errorf("broadcast after a new device = %+v, want a newer version listing pi-a", second)
+	}
+	// A reading that changes no state: the next broadcast lists nobody
+	// (the reading itself goes out on the device channel).
+	r.ObserveTelemetry(env("pi-a", "b1", t0, 2), t0)
+	time.Sleep(15 * time.Millisecond)
+	for ev := sub.Pop(); ev != nil; ev = sub.Pop() {
+		if d := decode(ev); len(d.Devices) != 0 {
+			t.Fatalf("broadcast after a plain reading lists %+v, want nobody", d.Devices)
+		}
+	}
+	if full := r.Snapshot(t0); !full.Full || len(full.Devices) != 1 {
+		t.Errorf("Snapshot = %+v, want the full fleet", full)
 	}
 }

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
+  applyFleetDelta,
   applyReading,
   applyStatus,
   keyMetrics,
@@ -91,4 +92,26 @@ test('applyReading merges metrics and ignores older readings', () => {
   assert.equal(g.devices[2].last_seen, 990);
   assert.equal(applyReading(g, { device: 'pi-10', ts: 10, metrics: { 'cpu.percent': 1 } }), g);
   assert.equal(applyReading(g, { device: 'pi-10', ts: 995 }), g, 'no metrics');
+});
+
+test('applyFleetDelta merges changed devices and keeps fresher readings', () => {
+  const fleet = normalizeFleet({
+    version: 1, ts: 1000, full: true,
+    devices: [
+      { id: 'a', state: 'online', last_seen: 2000, metrics: { 'cpu.percent': 5 }, tags: {} },
+      { id: 'b', state: 'online', last_seen: 1000, metrics: {}, tags: {} },
+    ],
+  });
+  const same = applyFleetDelta(fleet, { version: 2, ts: 3000, full: false, devices: [] });
+  assert.equal(same, fleet, 'an empty delta changes nothing');
+  const next = applyFleetDelta(fleet, {
+    version: 3, ts: 4000, full: false,
+    devices: [
+      { id: 'a', state: 'stale', last_seen: 1500, metrics: { 'cpu.percent': 1 }, tags: {} },
+      { id: 'c', state: 'online', last_seen: 3500, metrics: {}, tags: {} },
+    ],
+  });
+  assert.deepEqual(next.devices.map((d) => [d.id, d.state]), [['a', 'stale'], ['b', 'online'], ['c', 'online']]);
+  assert.equal(next.devices[0].metrics['cpu.percent'], 5, 'a reading newer than the delta wins');
+  assert.equal(next.version, 3);
 });

@@ -43,9 +43,14 @@ type Summary struct {
 }
 
 // Snapshot is the fleet at one version, as GET /api/v1/fleet returns it.
+// Full is true when Devices holds every device; the live broadcast sends
+// only the devices whose state, reason or tags changed since the previous
+// one (Full false), so a second's broadcast stays small at any fleet size:
+// readings reach clients on the device channels.
 type Snapshot struct {
 	Version uint64   `json:"version"`
 	TS      int64    `json:"ts"`
+	Full    bool     `json:"full"`
 	Devices []Device `json:"devices"`
 	Summary Summary  `json:"summary"`
 }

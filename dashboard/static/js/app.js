@@ -4,7 +4,7 @@
 // however many messages arrive.
 
 import { createLive } from './live.js';
-import { applyReading, applyStatus, normalizeFleet } from './fleet.js';
+import { applyFleetDelta, applyReading, applyStatus, normalizeFleet } from './fleet.js';
 import { createView } from './view.js';
 
 const FLEET_URL = '/api/v1/fleet';
@@ -65,10 +65,14 @@ async function loadFleet() {
 function onEvent(msg) {
   switch (msg.type) {
     case 'fleet': {
-      const fleet = normalizeFleet(msg.data);
+      // Broadcasts are deltas (the devices whose state changed); a full
+      // snapshot comes on connect and after a reset.
+      const delta = isDelta(msg.data);
+      const fleet = delta ? (model.fleet ? applyFleetDelta(model.fleet, msg.data) : null) : normalizeFleet(msg.data);
       if (!fleet) return;
       if (model.notice?.until === Infinity) model.notice = null; // the load error is moot now
-      setFleet(fleet);
+      follow(fleet);
+      if (fleet !== model.fleet || !delta) setFleet(fleet);
       return;
     }
     case 'status':
@@ -87,10 +91,28 @@ function onEvent(msg) {
   }
 }
 
+/** @param {unknown} data */
+const isDelta = (data) => typeof data === 'object' && data !== null && /** @type {any} */ (data).full === false;
+
+/** The device channels subscribed: each row's readings keep it fresh. */
+const following = new Set();
+/** @type {import('./live.js').LiveClient | null} */
+let live = null;
+
+/** @param {import('./fleet.js').Fleet} fleet */
+function follow(fleet) {
+  if (!live) return;
+  for (const d of fleet.devices) {
+    if (following.has(d.id)) continue;
+    following.add(d.id);
+    live.subscribe(`device:${d.id}`);
+  }
+}
+
 async function main() {
   scheduleRender();
   await loadFleet();
-  createLive({
+  live = createLive({
     transport: 'auto',
     channels: ['fleet'],
     onEvent,
@@ -103,6 +125,7 @@ async function main() {
       scheduleRender();
     },
   });
+  if (model.fleet) follow(model.fleet);
   // Relative times ("3s ago") age without any message arriving.
   setInterval(scheduleRender, 1000);
 }

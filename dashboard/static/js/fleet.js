@@ -80,6 +80,30 @@ export function normalizeFleet(raw) {
 }
 
 /**
+ * Merges a broadcast delta ("full": false: the devices whose state, reason
+ * or tags changed) into the fleet. Readings keep the rows' metrics fresh.
+ * @param {Fleet} fleet
+ * @param {unknown} raw
+ * @returns {Fleet} fleet itself if nothing changed, else a new Fleet
+ */
+export function applyFleetDelta(fleet, raw) {
+  if (!isObject(raw) || !Array.isArray(raw.devices) || raw.devices.length === 0) return fleet;
+  const byId = new Map(fleet.devices.map((d) => [d.id, d]));
+  for (const item of raw.devices) {
+    const d = normalizeDevice(item);
+    if (!d) continue;
+    const old = byId.get(d.id);
+    // A delta's metrics may be older than readings already applied.
+    byId.set(d.id, old && (old.last_seen ?? 0) > (d.last_seen ?? 0) ? { ...d, metrics: old.metrics, last_seen: old.last_seen } : d);
+  }
+  return {
+    version: isNum(raw.version) ? raw.version : fleet.version,
+    ts: isNum(raw.ts) ? raw.ts : fleet.ts,
+    devices: sortDevices([...byId.values()]),
+  };
+}
+
+/**
  * @param {Device[]} devices
  * @returns {Device[]} a new array sorted by id
  */
