@@ -32,7 +32,7 @@ func (b *Bench) phaseFanout(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	b.note("Fan-out: each 1 Hz fleet broadcast is the whole snapshot, %s for %d devices here; lag uses the hub's ms clock, so it is ±1 ms. WS clients subscribe to \"fleet\" only; SSE clients get every event (readings too), as /events sends them.",
+	b.note("Fan-out: the 1 Hz fleet broadcast is a delta (devices whose state changed, and the counts); a client's first message is the whole snapshot, %s for %d devices here. Lag uses the hub's ms clock, so it is ±1 ms. WS and SSE clients subscribe to \"fleet\" only.",
 		kb(float64(snap)/1024), b.Sizes.Devices+1)
 	text := func(name string, r fanResult) string {
 		s := fmt.Sprintf("%s: lag %s; %s/conn (hub RssAnon mean %s → %s with %d conns); %d broadcasts received; hub %.0f%% CPU",

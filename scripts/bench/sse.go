@@ -41,7 +41,7 @@ func runSSEFleet(ctx context.Context, base string, n int, st *FanStats, wg *sync
 		sem <- struct{}{}
 		ready.Add(1)
 		wg.Go(func() {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events", nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events?channels=fleet", nil)
 			resp, err := sseClient.Do(req)
 			<-sem
 			if err == nil && resp.StatusCode != http.StatusOK {
