@@ -292,8 +292,7 @@ func (f *Feed) Resume(s *Subscription, since uint64, match func(*Event) bool, ad
 		}
 	}
 	if !ok {
-		f.drop(s, fmt.Sprintf("client too slow: more than %d events behind", f.behind))
-		f.Stats.Cut.Add(1)
+		f.cutBehind(s)
 	}
 	f.mu.Unlock()
 	if reset {
@@ -323,6 +322,13 @@ func (f *Feed) drop(s *Subscription, reason string) {
 	if s.notify != nil && reason != "unsubscribed" {
 		go s.notify() // outside the feed's lock: the owner sees Done and says why
 	}
+}
+
+// cutBehind ends a subscription that fell too far behind; the caller holds
+// the feed's lock.
+func (f *Feed) cutBehind(s *Subscription) {
+	f.Stats.Cut.Add(1)
+	f.drop(s, fmt.Sprintf("client too slow: more than %d events behind", f.behind))
 }
 
 // coalesceKey says what a newer event replaces for a lagging client.
@@ -358,8 +364,7 @@ func (f *Feed) Publish(typ, channel string, data any) (*Event, error) {
 			continue
 		}
 		if !s.push(ev, &f.Stats.Coalesced) {
-			f.Stats.Cut.Add(1)
-			f.drop(s, fmt.Sprintf("client too slow: more than %d events behind", f.behind))
+			f.cutBehind(s)
 			continue
 		}
 		f.Stats.Delivered.Add(1)
@@ -422,9 +427,6 @@ func (f *Feed) LastID() uint64 {
 	defer f.mu.Unlock()
 	return f.nextID
 }
-
-// Cut returns how many subscribers were cut off for being too slow.
-func (f *Feed) Cut() uint64 { return f.Stats.Cut.Load() }
 
 // Subscribers returns the number of live subscriptions.
 func (f *Feed) Subscribers() int {

@@ -3,8 +3,6 @@ package hub
 import (
 	"context"
 	"maps"
-	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -21,15 +19,17 @@ type Registry struct {
 	version uint64
 	// states remembers the state each device had in the last snapshot, so
 	// time-driven changes (online → stale) bump the version too.
-	states  map[string]string
-	snapTS  int64
+	states map[string]string
+	// moved holds the devices the next fleet broadcast lists: new ones,
+	// and those whose state, reason or tags changed.
+	moved   map[string]bool
 	snap    *fleet.Snapshot
 	changed bool
 }
 
 // NewRegistry returns a registry holding recs (from the store).
 func NewRegistry(recs []DeviceRecord) *Registry {
-	r := &Registry{devices: make(map[string]*DeviceRecord, len(recs)), states: map[string]string{}, changed: true}
+	r := &Registry{devices: make(map[string]*DeviceRecord, len(recs)), states: map[string]string{}, moved: map[string]bool{}, changed: true}
 	for i := range recs {
 		rec := recs[i]
 		r.devices[rec.ID] = &rec
@@ -47,6 +47,7 @@ func (r *Registry) ObserveTelemetry(env *telemetry.Envelope, now int64) (fresh [
 	if env.Tags != nil && !maps.Equal(env.Tags, d.Tags) {
 		d.Tags = maps.Clone(env.Tags)
 		r.changed = true
+		r.moved[d.ID] = true
 	}
 	for _, rd := range env.Readings {
 		newer := rd.TS > d.LastSeen
@@ -97,6 +98,7 @@ func (r *Registry) device(id string) *DeviceRecord {
 	if !ok {
 		d = &DeviceRecord{ID: id}
 		r.devices[id] = d
+		r.moved[id] = true
 	}
 	return d
 }
@@ -129,12 +131,17 @@ func StateOf(d *DeviceRecord, now int64) (state, reason string) {
 func (r *Registry) Snapshot(now int64) *fleet.Snapshot {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.snapshot(now)
+}
+
+func (r *Registry) snapshot(now int64) *fleet.Snapshot {
 	devs := make([]fleet.Device, 0, len(r.devices))
 	for _, d := range r.devices {
 		state, reason := StateOf(d, now)
 		if r.states[d.ID] != state+"/"+reason {
 			r.states[d.ID] = state + "/" + reason
 			r.changed = true
+			r.moved[d.ID] = true
 		}
 		tags := d.Tags
 		if tags == nil {
@@ -163,56 +170,41 @@ func cloneRecord(d *DeviceRecord) DeviceRecord {
 	return c
 }
 
-// BroadcastFleet publishes the fleet snapshot to feed whenever it changed,
-// at most once per interval, until ctx is done. Coalescing here keeps a busy
-// fleet from flooding browsers: they get one snapshot a second, not one per
-// reading.
+// BroadcastFleet publishes the fleet every interval until ctx is done, as a
+// delta: the counts, and the devices that are new or whose state, reason or
+// tags changed since the previous broadcast (none: a heartbeat). Readings
+// reach clients on the device channels, so a broadcast stays small at any
+// fleet size and a busy fleet never floods browsers.
 func (r *Registry) BroadcastFleet(ctx context.Context, feed *Feed, interval time.Duration, now func() time.Time) {
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
-	prev := map[string]string{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
 			ms := now().UnixMilli()
-			feed.Publish(EventFleet, ChannelFleet, Delta(r.Snapshot(ms), prev, ms)) //nolint:errcheck // a snapshot always encodes
+			feed.Publish(EventFleet, ChannelFleet, r.delta(ms)) //nolint:errcheck // a snapshot always encodes
 		}
 	}
 }
 
-// Delta is the broadcast form of snap: the devices whose state, reason or
-// tags differ from prev (which it updates), the summary and the time. It
-// goes out every interval even when nothing changed: a heartbeat that
-// carries the counts.
-func Delta(snap *fleet.Snapshot, prev map[string]string, now int64) *fleet.Snapshot {
+// delta takes, under one lock, the snapshot at now (which notes state
+// changes) and the devices moved since the previous call.
+func (r *Registry) delta(now int64) *fleet.Snapshot {
+	r.mu.Lock()
+	snap := r.snapshot(now)
+	moved := r.moved
+	r.moved = map[string]bool{}
+	r.mu.Unlock()
 	d := &fleet.Snapshot{Version: snap.Version, TS: now, Summary: snap.Summary, Devices: []fleet.Device{}}
-	seen := make(map[string]bool, len(snap.Devices))
+	if len(moved) == 0 {
+		return d
+	}
 	for _, dev := range snap.Devices {
-		seen[dev.ID] = true
-		key := dev.State + "\x00" + dev.Reason + "\x00" + tagsKey(dev.Tags)
-		if prev[dev.ID] != key {
-			prev[dev.ID] = key
+		if moved[dev.ID] {
 			d.Devices = append(d.Devices, dev)
 		}
 	}
-	for id := range prev {
-		if !seen[id] {
-			delete(prev, id)
-		}
-	}
 	return d
-}
-
-func tagsKey(tags map[string]string) string {
-	keys := slices.Sorted(maps.Keys(tags))
-	var b strings.Builder
-	for _, k := range keys {
-		b.WriteString(k)
-		b.WriteByte(0)
-		b.WriteString(tags[k])
-		b.WriteByte(0)
-	}
-	return b.String()
 }

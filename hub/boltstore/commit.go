@@ -44,12 +44,10 @@ type partRef struct {
 	sid   uint32
 }
 
-// Commit stores b in one transaction (two fsyncs) and returns the acks it
-// allows.
-func (s *Store) Commit(b *hub.Batch) (hub.CommitResult, error) {
+// newCommit starts the working state of one commit at hub time now.
+func (s *Store) newCommit(now int64) *commit {
 	s.gen++
-	now := s.opt.Now().UnixMilli()
-	c := &commit{
+	return &commit{
 		s: s, gen: s.gen, now: now,
 		rawFloor: now - s.tiers[tierRaw].retention,
 		future:   now + s.opt.MaxFuture.Milliseconds(),
@@ -61,6 +59,13 @@ func (s *Store) Commit(b *hub.Batch) (hub.CommitResult, error) {
 		parts:    make(map[partRef]*bolt.Bucket),
 		walKey:   s.nextWAL,
 	}
+}
+
+// Commit stores b in one transaction (two fsyncs) and returns the acks it
+// allows.
+func (s *Store) Commit(b *hub.Batch) (hub.CommitResult, error) {
+	now := s.opt.Now().UnixMilli()
+	c := s.newCommit(now)
 	err := s.db.Update(func(tx *bolt.Tx) error {
 		c.tx = tx
 		c.sids = tx.Bucket(bucketSIDs)

@@ -57,9 +57,6 @@ type tier struct {
 
 func (t *tier) partOf(ts int64) int64 { return floorDiv(ts, t.part) * t.part }
 
-// partitions returns the tier's bucket, creating it when tx is writable.
-func (t *tier) bucket(tx *bolt.Tx) *bolt.Bucket { return tx.Bucket(t.name) }
-
 func floorDiv(a, b int64) int64 {
 	q := a / b
 	if (a%b != 0) && ((a < 0) != (b < 0)) {

@@ -2,6 +2,7 @@ package boltstore
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 
@@ -73,21 +74,9 @@ func mergeSorted[P any](cd codec[P], old, add []P) []P {
 // chunk after it (MaxInt64 if none).
 func findChunk(b *bolt.Bucket, ts int64) (key, val []byte, next int64) {
 	c := b.Cursor()
-	k, v := c.Seek(u64Key(uint64(ts)))
-	if k == nil || int64(bytes2u64(k)) != ts {
-		var pk, pv []byte
-		if k == nil {
-			pk, pv = c.Last()
-		} else {
-			pk, pv = c.Prev()
-		}
-		if pk != nil {
-			k, v = pk, pv
-		} else if k == nil {
-			return nil, nil, math.MaxInt64
-		} else {
-			k, v = c.Seek(k) // no chunk before: the first one
-		}
+	k, v := seekChunk(c, ts)
+	if k == nil {
+		return nil, nil, math.MaxInt64
 	}
 	key, val = bytes.Clone(k), bytes.Clone(v)
 	c.Seek(key)
@@ -96,6 +85,29 @@ func findChunk(b *bolt.Bucket, ts int64) (key, val []byte, next int64) {
 		next = int64(bytes2u64(nk))
 	}
 	return key, val, next
+}
+
+// seekChunk positions c on the chunk that can hold ts (keys are first
+// timestamps): the last one starting at or before ts, else the first one.
+// It returns nil when the bucket is empty.
+func seekChunk(c *bolt.Cursor, ts int64) (k, v []byte) {
+	k, v = c.Seek(u64Key(uint64(max(ts, 0))))
+	if k != nil && int64(bytes2u64(k)) == ts {
+		return k, v
+	}
+	var pk, pv []byte
+	if k == nil {
+		pk, pv = c.Last()
+	} else {
+		pk, pv = c.Prev()
+	}
+	if pk != nil {
+		return pk, pv
+	}
+	if k == nil {
+		return nil, nil
+	}
+	return c.Seek(k) // nothing before ts: the first chunk
 }
 
 // mergeChunks folds pts (sorted, unique timestamps, all in b's partition)
@@ -177,22 +189,7 @@ func readRange[P any](tx *bolt.Tx, t *tier, sid uint32, from, to int64, cd codec
 	}
 	err := seriesBuckets(tx, t, sid, from, to, func(b *bolt.Bucket) (bool, error) {
 		c := b.Cursor()
-		k, v := c.Seek(u64Key(uint64(max(from, 0))))
-		if k == nil || int64(bytes2u64(k)) != from {
-			// The chunk before may hold from.
-			var pk, pv []byte
-			if k == nil {
-				pk, pv = c.Last()
-			} else {
-				pk, pv = c.Prev()
-			}
-			if pk != nil {
-				k, v = pk, pv
-			} else if k != nil {
-				k, v = c.Seek(k)
-			}
-		}
-		for ; k != nil; k, v = c.Next() {
+		for k, v := seekChunk(c, from); k != nil; k, v = c.Next() {
 			if int64(bytes2u64(k)) > to {
 				return false, nil
 			}
@@ -216,10 +213,11 @@ func readRange[P any](tx *bolt.Tx, t *tier, sid uint32, from, to int64, cd codec
 	return dst, err
 }
 
+// bytes2u64 decodes a fixed-width key; a key of another length (nil at a
+// cursor's end) sorts last.
 func bytes2u64(b []byte) uint64 {
 	if len(b) != 8 {
 		return math.MaxUint64
 	}
-	return uint64(b[0])<<56 | uint64(b[1])<<48 | uint64(b[2])<<40 | uint64(b[3])<<32 |
-		uint64(b[4])<<24 | uint64(b[5])<<16 | uint64(b[6])<<8 | uint64(b[7])
+	return binary.BigEndian.Uint64(b)
 }

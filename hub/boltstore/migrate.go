@@ -65,18 +65,8 @@ func (s *Store) migrateSeries(dev, metric string) error {
 	if err != nil {
 		return err
 	}
-	s.gen++
 	now := s.opt.Now().UnixMilli()
-	c := &commit{
-		s: s, gen: s.gen, now: now,
-		nextSID:  uint32(len(s.bySID)) + 1,
-		newDevs:  make(map[string]*device),
-		backfill: make(map[*series][]chunk.Point),
-		dirty:    make(map[*series][][2]int64),
-		marks:    make(map[string]*markState),
-		parts:    make(map[partRef]*bolt.Bucket),
-		walKey:   s.nextWAL,
-	}
+	c := s.newCommit(now)
 	err = s.db.Update(func(tx *bolt.Tx) error {
 		c.tx, c.sids = tx, tx.Bucket(bucketSIDs)
 		sr, err := c.seriesFor(dev, metric)
@@ -84,9 +74,8 @@ func (s *Store) migrateSeries(dev, metric string) error {
 			return err
 		}
 		st := c.state(sr)
-		floor := now - s.tiers[tierRaw].retention
 		for _, p := range pts {
-			if p.TS >= floor {
+			if p.TS >= c.rawFloor {
 				c.backfill[sr] = append(c.backfill[sr], p)
 				st.sealed = max(st.sealed, p.TS)
 			}

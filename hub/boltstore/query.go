@@ -73,16 +73,12 @@ func (s *Store) countRaw(tx *bolt.Tx, sn *snapshot, from, to int64) (int, error)
 	}
 	var edge []chunk.Point
 	err := seriesBuckets(tx, &s.tiers[tierRaw], sn.sid, from, to, func(b *bolt.Bucket) (bool, error) {
-		start := from
-		if k, _, _ := findChunk(b, from); k != nil {
-			start = int64(bytes2u64(k))
-		}
 		// A chunk lies wholly in the range when it starts at or after from
 		// and the next chunk starts at or before to: then its header's
 		// count is enough.
 		var pk, pv []byte
 		c := b.Cursor()
-		for k, v := c.Seek(u64Key(uint64(max(start, 0)))); ; k, v = c.Next() {
+		for k, v := seekChunk(c, from); ; k, v = c.Next() {
 			ts := int64(bytes2u64(k))
 			if pk != nil {
 				if pts := int64(bytes2u64(pk)); pts >= from && k != nil && ts <= to {

@@ -229,16 +229,6 @@ func (s *Store) addSeries(sr *series) {
 	s.bySID[sr.sid-1] = sr
 }
 
-// lookup returns the series of device and metric, or nil.
-func (s *Store) lookup(device, metric string) *series {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if d := s.devs[device]; d != nil {
-		return d.metrics[metric]
-	}
-	return nil
-}
-
 // Close closes the file. Open chunks stay in the WAL for the next Open.
 func (s *Store) Close() error {
 	if err := s.db.Close(); err != nil {

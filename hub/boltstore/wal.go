@@ -141,7 +141,7 @@ func (c *commit) writeWAL() error {
 		}
 	}
 	cur := wb.Cursor()
-	for k, _ := cur.First(); k != nil && len(k) == 12 && binary.BigEndian.Uint64(k) < c.s.walFloor; k, _ = cur.First() {
+	for k, _ := cur.First(); len(k) == 12 && binary.BigEndian.Uint64(k) < c.s.walFloor; k, _ = cur.First() {
 		if err := cur.Delete(); err != nil {
 			return fmt.Errorf("delete WAL record: %w", err)
 		}

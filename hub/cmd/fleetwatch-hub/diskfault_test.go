@@ -288,7 +288,6 @@ func (r *faultRig) checkAlive() {
 type faultStall struct {
 	injected  time.Time // fault injected
 	firstErr  time.Time // first commit error seen at /metrics
-	errsAt    float64   // commit errors before the fault
 	ackFrozen uint64    // the ack that stopped advancing
 }
 

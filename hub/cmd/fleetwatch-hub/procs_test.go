@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -345,5 +344,3 @@ func (o *observer) messages(topic string) [][]byte {
 	}
 	return out
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
