@@ -19,7 +19,6 @@ import (
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
-	bolt "go.etcd.io/bbolt"
 
 	"github.com/fleetwatch/fleetwatch/agent/mqttpub/mosquittotest"
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
@@ -72,9 +71,7 @@ func TestHub_SIGKILLDuringIngest(t *testing.T) {
 		"--commit-interval", crashCommitEvery, "--client-id", "fleetwatch-hub-crash"}
 
 	hub := startProc(t, "fleetwatch-hub", hubArgs...)
-	if _, err := crashWaitHealthy(base, 15*time.Second); err != nil {
-		t.Fatalf("first start: %v", err)
-	}
+	waitHealthy(t, base)
 
 	// ts of every reading lies 20 minutes ago plus seq ms: in the last hour,
 	// never in the future, and unique per device.
@@ -96,16 +93,14 @@ func TestHub_SIGKILLDuringIngest(t *testing.T) {
 	t.Cleanup(stopPublishing)
 
 	// Wait for the first acks so that the first kill hits a hub at work.
-	if err := crashUntil(10*time.Second, func() error {
+	eventually(t, 10*time.Second, "first acks", func() error {
 		for _, d := range devs {
 			if a, _ := d.ack(); a == 0 {
 				return fmt.Errorf("%s: no ack yet", d.id)
 			}
 		}
 		return nil
-	}); err != nil {
-		t.Fatalf("first acks: %v", err)
-	}
+	})
 
 	var restarts []time.Duration
 	var ackedTotal []uint64
@@ -144,11 +139,7 @@ func TestHub_SIGKILLDuringIngest(t *testing.T) {
 
 		started := time.Now()
 		hub = startProc(t, "fleetwatch-hub", hubArgs...)
-		healthy, err := crashWaitHealthy(base, 15*time.Second)
-		if err != nil {
-			t.Fatalf("cycle %d: restart: %v", cycle, err)
-		}
-		restart := healthy.Sub(started)
+		restart := waitHealthy(t, base).Sub(started)
 		restarts = append(restarts, restart)
 
 		var extra []string
@@ -176,16 +167,14 @@ func TestHub_SIGKILLDuringIngest(t *testing.T) {
 		}
 	}
 	drainStart := time.Now()
-	if err := crashUntil(20*time.Second, func() error {
+	eventually(t, 20*time.Second, "every reading acked after publishing stopped", func() error {
 		for _, d := range devs {
 			if a, _ := d.ack(); a < d.sent.Load() {
 				return fmt.Errorf("%s acked %d of %d", d.id, a, d.sent.Load())
 			}
 		}
 		return nil
-	}); err != nil {
-		t.Fatalf("after publishing stopped: %v", err)
-	}
+	})
 	drain := time.Since(drainStart)
 	var total uint64
 	for _, d := range devs {
@@ -460,56 +449,9 @@ func crashCheckBolt(dir string) error {
 		return fmt.Errorf("no *.db file in the data dir (it holds %q)", names)
 	}
 	for _, path := range paths {
-		db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: true})
-		if err != nil {
-			return fmt.Errorf("bolt open %s: %w", filepath.Base(path), err)
-		}
-		err = db.View(func(tx *bolt.Tx) error {
-			var errs []error
-			for err := range tx.Check() {
-				errs = append(errs, err)
-			}
-			return errors.Join(errs...)
-		})
-		if cerr := db.Close(); err == nil && cerr != nil {
-			err = fmt.Errorf("close: %w", cerr)
-		}
-		if err != nil {
-			return fmt.Errorf("bbolt check of %s: %w", filepath.Base(path), err)
+		if err := checkBolt(path); err != nil {
+			return err
 		}
 	}
 	return nil
-}
-
-// crashWaitHealthy polls /healthz every 10 ms and returns when it first
-// answered 200.
-func crashWaitHealthy(base string, timeout time.Duration) (time.Time, error) {
-	client := &http.Client{Timeout: time.Second}
-	var last error
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		resp, err := client.Get(base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return time.Now(), nil
-			}
-			err = fmt.Errorf("healthz %d", resp.StatusCode)
-		}
-		last = err
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Time{}, fmt.Errorf("not healthy within %s: %v", timeout, last)
-}
-
-// crashUntil retries f every 20 ms until it returns nil or timeout passes.
-func crashUntil(timeout time.Duration, f func() error) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		err := f()
-		if err == nil || time.Now().After(deadline) {
-			return err
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }

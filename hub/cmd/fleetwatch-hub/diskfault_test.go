@@ -17,8 +17,6 @@ import (
 	"testing"
 	"time"
 
-	bolt "go.etcd.io/bbolt"
-
 	"github.com/fleetwatch/fleetwatch/agent/mqttpub/mosquittotest"
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 	"github.com/fleetwatch/fleetwatch/hub"
@@ -456,32 +454,9 @@ func (r *faultRig) finish() {
 		r.t.Fatal("hub did not stop on SIGTERM within 10s")
 	}
 	r.checkNoCrash()
-	if err := faultCheckBolt(filepath.Join(r.data, "fleetwatch.db")); err != nil {
+	if err := checkBolt(filepath.Join(r.data, "fleetwatch.db")); err != nil {
 		r.t.Fatal(err)
 	}
-}
-
-// faultCheckBolt opens a bbolt file read-only and runs bbolt's consistency
-// check, knowing nothing of the store's layout.
-func faultCheckBolt(path string) error {
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: true})
-	if err != nil {
-		return fmt.Errorf("bolt open %s: %w", path, err)
-	}
-	err = db.View(func(tx *bolt.Tx) error {
-		var errs []error
-		for err := range tx.Check() {
-			errs = append(errs, err)
-		}
-		return errors.Join(errs...)
-	})
-	if cerr := db.Close(); err == nil && cerr != nil {
-		err = cerr
-	}
-	if err != nil {
-		return fmt.Errorf("bbolt check of %s after the fault: %w", path, err)
-	}
-	return nil
 }
 
 func (r *faultRig) history() ([][2]float64, error) {

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -21,6 +22,7 @@ import (
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
 	"github.com/gorilla/websocket"
+	bolt "go.etcd.io/bbolt"
 )
 
 // bins holds the binaries built once by TestMain.
@@ -129,7 +131,7 @@ func freeAddr(t *testing.T) string {
 	return ln.Addr().String()
 }
 
-// eventually retries f every 50 ms until it returns nil or timeout passes.
+// eventually retries f every 20 ms until it returns nil or timeout passes.
 func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
@@ -138,9 +140,32 @@ func eventually(t *testing.T, timeout time.Duration, what string, f func() error
 		if err = f(); err == nil {
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatalf("%s: not within %s: %v", what, timeout, err)
+}
+
+// checkBolt opens a bbolt file read-only and runs bbolt's own consistency
+// check, knowing nothing of the store's layout.
+func checkBolt(path string) error {
+	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, ReadOnly: true})
+	if err != nil {
+		return fmt.Errorf("bolt open %s: %w", filepath.Base(path), err)
+	}
+	err = db.View(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() { // drain: the checker blocks until read
+			errs = append(errs, err)
+		}
+		return errors.Join(errs...)
+	})
+	if cerr := db.Close(); err == nil && cerr != nil {
+		err = fmt.Errorf("close: %w", cerr)
+	}
+	if err != nil {
+		return fmt.Errorf("bbolt check of %s: %w", filepath.Base(path), err)
+	}
+	return nil
 }
 
 func getJSON(url string, v any) (int, http.Header, error) {
@@ -161,7 +186,8 @@ func getJSON(url string, v any) (int, http.Header, error) {
 	return resp.StatusCode, resp.Header, nil
 }
 
-func waitHealthy(t *testing.T, base string) {
+// waitHealthy returns when /healthz first answered 200.
+func waitHealthy(t *testing.T, base string) time.Time {
 	t.Helper()
 	eventually(t, 15*time.Second, "hub healthy", func() error {
 		code, _, err := getJSON(base+"/healthz", nil)
@@ -173,6 +199,7 @@ func waitHealthy(t *testing.T, base string) {
 		}
 		return nil
 	})
+	return time.Now()
 }
 
 // wsClient is a real WebSocket client collecting server messages.
