@@ -21,42 +21,24 @@ var sseClient = &http.Client{Transport: &http.Transport{
 	DisableCompression:    true,
 }}
 
-// runSSEFleet connects n SSE clients to /events, at most 64 connecting at
-// once, and times the fleet events after the first (the first is the
+// runSSEFleet connects n SSE clients to /events, following the fleet
+// channel, and times the fleet events after the first (the first is the
 // current snapshot, sent on connect). It returns once every client has
 // connected or failed.
 func runSSEFleet(ctx context.Context, base string, n int, st *FanStats, wg *sync.WaitGroup) {
-	sem := make(chan struct{}, 64)
-	var ready sync.WaitGroup
-	deadline := time.Now().Add(connectBudget(n))
-	for i := range n {
-		if ctx.Err() != nil {
-			break
+	runClients(ctx, n, st, wg, func() (func(), error) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events?channels=fleet", nil)
+		resp, err := sseClient.Do(req)
+		if err != nil {
+			return nil, err
 		}
-		if time.Now().After(deadline) {
-			st.Failed.Add(int64(n - i))
-			st.firstErr.CompareAndSwap(nil, fmt.Sprintf("%d clients not started: connecting took over %s", n-i, connectBudget(n)))
-			break
+		if resp.StatusCode != http.StatusOK {
+			resp.Body.Close()
+			return nil, fmt.Errorf("GET /events: %s", resp.Status)
 		}
-		sem <- struct{}{}
-		ready.Add(1)
-		wg.Go(func() {
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events?channels=fleet", nil)
-			resp, err := sseClient.Do(req)
-			<-sem
-			if err == nil && resp.StatusCode != http.StatusOK {
-				resp.Body.Close()
-				err = fmt.Errorf("GET /events: %s", resp.Status)
-			}
-			if err != nil {
-				st.fail(err)
-				ready.Done()
-				return
-			}
-			st.Connected.Add(1)
-			ready.Done()
+		return func() {
 			defer resp.Body.Close()
-			err = readSSE(bufio.NewReaderSize(resp.Body, 32<<10), func(event string, data []byte) {
+			readSSE(bufio.NewReaderSize(resp.Body, 32<<10), func(event string, data []byte) { //nolint:errcheck // the stream ends with the run
 				if event != "fleet" {
 					return
 				}
@@ -69,10 +51,8 @@ func runSSEFleet(ctx context.Context, base string, n int, st *FanStats, wg *sync
 			if ctx.Err() == nil {
 				st.Dropped.Add(1)
 			}
-			_ = err
-		})
-	}
-	ready.Wait()
+		}, nil
+	})
 }
 
 // readSSE parses an event stream, calling fn with each event's type and

@@ -65,10 +65,23 @@ func connectBudget(n int) time.Duration {
 	return max(30*time.Second, time.Duration(n)*10*time.Millisecond)
 }
 
-// runWSFleet connects n WebSocket clients subscribed to the fleet channel,
-// at most 64 dialing at once, and reads until ctx is done. It returns once
-// every client has connected or failed.
+// runWSFleet connects n WebSocket clients subscribed to the fleet channel
+// and reads until ctx is done. It returns once every client has connected
+// or failed.
 func runWSFleet(ctx context.Context, base string, n int, st *FanStats, wg *sync.WaitGroup) {
+	runClients(ctx, n, st, wg, func() (func(), error) {
+		c, err := dialSubscribe(ctx, base, []string{"fleet"})
+		if err != nil {
+			return nil, err
+		}
+		return func() { readFleetWS(ctx, c, st) }, nil
+	})
+}
+
+// runClients starts n fan-out clients, at most 64 connecting at once
+// within connectBudget(n): connect opens one and returns its reader, run
+// on wg. It returns once every client has connected or failed.
+func runClients(ctx context.Context, n int, st *FanStats, wg *sync.WaitGroup, connect func() (read func(), err error)) {
 	sem := make(chan struct{}, 64)
 	var ready sync.WaitGroup
 	deadline := time.Now().Add(connectBudget(n))
@@ -84,7 +97,7 @@ func runWSFleet(ctx context.Context, base string, n int, st *FanStats, wg *sync.
 		sem <- struct{}{}
 		ready.Add(1)
 		wg.Go(func() {
-			c, err := dialSubscribe(ctx, base, []string{"fleet"})
+			read, err := connect()
 			<-sem
 			if err != nil {
 				st.fail(err)
@@ -93,7 +106,7 @@ func runWSFleet(ctx context.Context, base string, n int, st *FanStats, wg *sync.
 			}
 			st.Connected.Add(1)
 			ready.Done()
-			readFleetWS(ctx, c, st)
+			read()
 		})
 	}
 	ready.Wait()
