@@ -278,3 +278,41 @@ func TestParseTime(t *testing.T) {
 		})
 	}
 }
+
+// The bucketed and several-metric shapes through the real store (the
+// shape tests in history_test.go use canned series).
+func TestServer_historyBucketsRealStore(t *testing.T) {
+	f := newFixture(t) // now is t0+100s
+	f.readings(t, "pi-a", "b1", 1, 2, 3, 4, 5, 6)
+	q := fmt.Sprintf("metric=cpu.percent&metric=nope.none&from=%d&to=%d&points=2", tsOf(1), tsOf(6))
+	resp, body := f.get(t, "/api/v1/devices/pi-a/history?"+q)
+	wantStatus(t, resp, body, http.StatusOK)
+	var h struct {
+		Series []struct {
+			Metric  string      `json:"metric"`
+			Step    int64       `json:"step"`
+			Columns []string    `json:"columns"`
+			Points  [][]float64 `json:"points"`
+		} `json:"series"`
+	}
+	if err := json.Unmarshal(body, &h); err != nil || len(h.Series) != 2 {
+		t.Fatalf("history body %s: %v, want two series", body, err)
+	}
+	cpu := h.Series[0]
+	if cpu.Metric != "cpu.percent" || cpu.Step <= 0 || len(cpu.Columns) != 4 || len(cpu.Points) == 0 || len(cpu.Points) > 2 {
+		t.Fatalf("cpu.percent = %+v, want at most 2 [ts,avg,min,max] buckets", cpu)
+	}
+	lo, hi := 1e9, -1e9
+	for _, p := range cpu.Points {
+		if len(p) != 4 || p[2] > p[1] || p[1] > p[3] {
+			t.Fatalf("bucket %v: want [ts, avg, min, max] with min ≤ avg ≤ max", p)
+		}
+		lo, hi = min(lo, p[2]), max(hi, p[3])
+	}
+	if lo != 1 || hi != 6 {
+		t.Errorf("buckets span %v..%v, want the readings' 1..6", lo, hi)
+	}
+	if other := h.Series[1]; other.Metric != "nope.none" || len(other.Points) != 0 {
+		t.Errorf("unknown metric = %+v, want no points", other)
+	}
+}
