@@ -95,7 +95,12 @@ const (
 type Feed struct {
 	mu     sync.Mutex
 	nextID uint64
-	subs   map[*Subscription]struct{}
+	subs   map[*Subscription]struct{} // every subscriber
+	// Subscribers by channel, and those that take every channel: a
+	// reading reaches its device's watchers without visiting the
+	// thousands of dashboards that only follow the fleet.
+	byChannel map[string]map[*Subscription]struct{}
+	all       map[*Subscription]struct{}
 
 	ring      []*Event // circular, grows by doubling
 	head, n   int      // oldest index, count
@@ -147,16 +152,19 @@ func NewFeed(o FeedOptions) *Feed {
 	}
 	return &Feed{
 		nextID:   uint64(time.Now().UnixMicro()),
-		subs:     make(map[*Subscription]struct{}),
+		subs:      make(map[*Subscription]struct{}),
+		byChannel: make(map[string]map[*Subscription]struct{}),
+		all:       make(map[*Subscription]struct{}),
 		ring:     make([]*Event, 1024),
 		maxBytes: o.RingBytes, maxAge: o.RingAge.Milliseconds(), maxEvents: o.RingEvents, behind: o.Behind,
 	}
 }
 
-// Subscription receives the events its filter accepts, in id order.
+// Subscription receives the events of its channels, in id order.
 type Subscription struct {
-	filter func(*Event) bool
-	notify func() // called, without locks held, when events were queued
+	all    bool                // every channel
+	chans  map[string]struct{} // else these; guarded by the feed's lock
+	notify func()              // called, without locks held, when events were queued
 
 	mu      sync.Mutex
 	q       []*Event       // pending from q[h]; nil entries were coalesced away
@@ -247,29 +255,109 @@ func (s *Subscription) push(ev *Event, coalesced *atomic.Uint64) bool {
 	return true
 }
 
-// Subscribe returns a subscription to the events filter accepts (nil: all).
-// notify, if not nil, is called after events were queued for it, instead
-// of signalling Ready; it must not block.
-func (f *Feed) Subscribe(filter func(*Event) bool, notify func()) *Subscription {
-	s := &Subscription{filter: filter, notify: notify, behind: f.behind, ready: make(chan struct{}, 1), done: make(chan struct{})}
+// Subscribe returns a subscription to channels (none yet is fine: see
+// Join). notify, if not nil, is called after events were queued for it,
+// instead of signalling Ready; it must not block.
+func (f *Feed) Subscribe(notify func(), channels ...string) *Subscription {
+	s := f.newSubscription(notify)
 	f.mu.Lock()
 	f.subs[s] = struct{}{}
+	for _, ch := range channels {
+		f.join(s, ch)
+	}
 	f.mu.Unlock()
 	return s
 }
 
-// Resume queues for s the kept events after id since that match (nil: s's
-// filter), first calling add under the feed's lock so that events published
-// from then on reach s too: nothing falls between the replay and live.
-// reset is true when the ring no longer holds every event after since (or
-// since is from the future, a previous run): the client must reload.
-func (f *Feed) Resume(s *Subscription, since uint64, match func(*Event) bool, add func()) (reset bool) {
+// SubscribeAll returns a subscription to every channel.
+func (f *Feed) SubscribeAll(notify func()) *Subscription {
+	s := f.newSubscription(notify)
+	s.all = true
 	f.mu.Lock()
-	if add != nil {
-		add()
+	f.subs[s] = struct{}{}
+	f.all[s] = struct{}{}
+	f.mu.Unlock()
+	return s
+}
+
+func (f *Feed) newSubscription(notify func()) *Subscription {
+	return &Subscription{notify: notify, behind: f.behind, ready: make(chan struct{}, 1), done: make(chan struct{})}
+}
+
+// Join adds channel to s: events published from now on reach it.
+func (f *Feed) Join(s *Subscription, channel string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, ok := f.subs[s]; ok {
+		f.join(s, channel)
 	}
-	if match == nil {
-		match = s.filter
+}
+
+// Joined says whether s has channel, and how many channels it has.
+func (f *Feed) Joined(s *Subscription, channel string) (has bool, n int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, has = s.chans[channel]
+	return has, len(s.chans)
+}
+
+// Leave removes channel from s; events of it already queued stay.
+func (f *Feed) Leave(s *Subscription, channel string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.leave(s, channel)
+}
+
+func (f *Feed) join(s *Subscription, ch string) {
+	if s.all {
+		return
+	}
+	if s.chans == nil {
+		s.chans = make(map[string]struct{})
+	}
+	s.chans[ch] = struct{}{}
+	set := f.byChannel[ch]
+	if set == nil {
+		set = make(map[*Subscription]struct{})
+		f.byChannel[ch] = set
+	}
+	set[s] = struct{}{}
+}
+
+func (f *Feed) leave(s *Subscription, ch string) {
+	delete(s.chans, ch)
+	if set := f.byChannel[ch]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(f.byChannel, ch)
+		}
+	}
+}
+
+// wants says whether s receives events of channel ch; the caller holds
+// the feed's lock.
+func (s *Subscription) wants(ch string) bool {
+	if s.all {
+		return true
+	}
+	_, ok := s.chans[ch]
+	return ok
+}
+
+// Resume queues for s the kept events after id since. With a channel, it
+// first joins s to it, under the feed's lock so that nothing falls between
+// the replay and live, and replays only that channel; without, it replays
+// every channel s has. reset is true when the ring no longer holds every
+// event after since (or since is from the future, a previous run): the
+// client must reload.
+func (f *Feed) Resume(s *Subscription, since uint64, channel string) (reset bool) {
+	f.mu.Lock()
+	match := s.wants
+	if channel != "" {
+		if _, ok := f.subs[s]; ok {
+			f.join(s, channel)
+		}
+		match = func(ch string) bool { return ch == channel }
 	}
 	oldest := f.nextID + 1
 	if f.n > 0 {
@@ -280,7 +368,7 @@ func (f *Feed) Resume(s *Subscription, since uint64, match func(*Event) bool, ad
 	if !reset {
 		for i := range f.n {
 			ev := f.ring[(f.head+i)%len(f.ring)]
-			if ev.ID > since && (match == nil || match(ev)) {
+			if ev.ID > since && match(ev.Channel) {
 				replay = append(replay, ev)
 			}
 		}
@@ -317,6 +405,10 @@ func (f *Feed) drop(s *Subscription, reason string) {
 		return
 	}
 	delete(f.subs, s)
+	delete(f.all, s)
+	for ch := range s.chans {
+		f.leave(s, ch)
+	}
 	s.reason.Store(reason)
 	close(s.done)
 	if s.notify != nil && reason != "unsubscribed" {
@@ -359,20 +451,21 @@ func (f *Feed) Publish(typ, channel string, data any) (*Event, error) {
 		// than all the readings.
 		f.keep(ev)
 	}
-	for s := range f.subs {
-		if s.filter != nil && !s.filter(ev) {
-			continue
-		}
-		if !s.push(ev, &f.Stats.Coalesced) {
-			f.cutBehind(s)
-			continue
-		}
-		f.Stats.Delivered.Add(1)
-		if s.notify != nil {
-			wake = append(wake, s)
+	var delivered uint64
+	for _, set := range [2]map[*Subscription]struct{}{f.all, f.byChannel[channel]} {
+		for s := range set {
+			if !s.push(ev, &f.Stats.Coalesced) {
+				f.cutBehind(s)
+				continue
+			}
+			delivered++
+			if s.notify != nil {
+				wake = append(wake, s)
+			}
 		}
 	}
 	f.mu.Unlock()
+	f.Stats.Delivered.Add(delivered)
 	f.Stats.Published.Add(1)
 	for _, s := range wake {
 		s.notify()

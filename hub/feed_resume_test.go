@@ -15,26 +15,26 @@ func TestFeed_Resume(t *testing.T) {
 		dev := []string{"pi-a", "pi-b"}[i%2]
 		evs = append(evs, mustPublish(t, f, hub.EventReading, hub.DeviceChannel(dev), i))
 	}
-	onlyA := func(ev *hub.Event) bool { return ev.Channel == hub.DeviceChannel("pi-a") }
+	onlyA := hub.DeviceChannel("pi-a")
 	tests := []struct {
 		name      string
 		since     uint64
-		match     func(*hub.Event) bool
+		channel   string
 		want      []*hub.Event
 		wantReset bool
 	}{
-		{"exactly the missed events", evs[2].ID, nil, evs[3:], false},
+		{"exactly the missed events", evs[2].ID, "", evs[3:], false},
 		{"only the channel asked", evs[0].ID, onlyA, []*hub.Event{evs[2], evs[4]}, false},
-		{"up to date: nothing", evs[5].ID, nil, nil, false},
-		{"from the oldest kept", evs[0].ID - 1, nil, evs, false},
-		{"older than the ring: reset", evs[0].ID - 2, nil, nil, true},
-		{"from the future (a previous run): reset", evs[5].ID + 100, nil, nil, true},
+		{"up to date: nothing", evs[5].ID, "", nil, false},
+		{"from the oldest kept", evs[0].ID - 1, "", evs, false},
+		{"older than the ring: reset", evs[0].ID - 2, "", nil, true},
+		{"from the future (a previous run): reset", evs[5].ID + 100, "", nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := f.Subscribe(nil, nil)
+			s := f.SubscribeAll(nil)
 			defer f.Unsubscribe(s)
-			if got := f.Resume(s, tt.since, tt.match, nil); got != tt.wantReset {
+			if got := f.Resume(s, tt.since, tt.channel); got != tt.wantReset {
 				t.Fatalf("Resume(%d) reset = %v, want %v", tt.since, got, tt.wantReset)
 			}
 			for _, want := range tt.want {
@@ -46,10 +46,9 @@ func TestFeed_Resume(t *testing.T) {
 		})
 	}
 	t.Run("nothing falls between the replay and live", func(t *testing.T) {
-		var chans = map[string]bool{}
-		s := f.Subscribe(func(ev *hub.Event) bool { return chans[ev.Channel] }, nil)
+		s := f.Subscribe(nil)
 		defer f.Unsubscribe(s)
-		f.Resume(s, evs[3].ID, nil, func() { chans[hub.DeviceChannel("pi-a")] = true })
+		f.Resume(s, evs[3].ID, hub.DeviceChannel("pi-a"))
 		live := mustPublish(t, f, hub.EventReading, hub.DeviceChannel("pi-a"), 99)
 		for _, want := range []*hub.Event{evs[4], live} {
 			if got := recv(t, s); got != want {
@@ -71,7 +70,7 @@ func TestFeed_Resume(t *testing.T) {
 
 func TestFeed_coalesce(t *testing.T) {
 	f := hub.NewFeed(hub.FeedOptions{Behind: 100})
-	s := f.Subscribe(nil, nil)
+	s := f.SubscribeAll(nil)
 	// A client that stopped reading: the first CoalesceFrom events queue
 	// as they are; past that a newer reading of a device replaces its
 	// pending one, and alerts never do.
@@ -117,7 +116,7 @@ func TestFeed_coalesce(t *testing.T) {
 
 func TestFeed_cutWhenStaysBehind(t *testing.T) {
 	f := hub.NewFeed(hub.FeedOptions{Behind: 50})
-	s := f.Subscribe(nil, nil)
+	s := f.SubscribeAll(nil)
 	for i := range 60 { // alerts are never coalesced
 		mustPublish(t, f, hub.EventAlert, hub.ChannelAlerts, i)
 	}

@@ -65,7 +65,7 @@ func TestFeed_Publish(t *testing.T) {
 	})
 	t.Run("every subscriber gets the same event and bytes", func(t *testing.T) {
 		f := hub.NewFeed(hub.FeedOptions{})
-		a, b := f.Subscribe(nil, nil), f.Subscribe(nil, nil)
+		a, b := f.SubscribeAll(nil), f.SubscribeAll(nil)
 		ev := mustPublish(t, f, hub.EventReading, hub.DeviceChannel("pi-a"), map[string]any{"seq": 1})
 		ga, gb := recv(t, a), recv(t, b)
 		if ga != ev || gb != ev {
@@ -75,10 +75,10 @@ func TestFeed_Publish(t *testing.T) {
 			t.Error("subscribers got different encodings, want one shared encoding")
 		}
 	})
-	t.Run("filter", func(t *testing.T) {
+	t.Run("channels", func(t *testing.T) {
 		f := hub.NewFeed(hub.FeedOptions{})
-		onlyA := f.Subscribe(func(ev *hub.Event) bool { return ev.Channel == hub.DeviceChannel("pi-a") }, nil)
-		all := f.Subscribe(nil, nil)
+		onlyA := f.Subscribe(nil, hub.DeviceChannel("pi-a"))
+		all := f.SubscribeAll(nil)
 		evB := mustPublish(t, f, hub.EventReading, hub.DeviceChannel("pi-b"), 1)
 		evA := mustPublish(t, f, hub.EventReading, hub.DeviceChannel("pi-a"), 2)
 		if got := recv(t, onlyA); got != evA {
@@ -91,9 +91,34 @@ func TestFeed_Publish(t *testing.T) {
 			}
 		}
 	})
+	t.Run("join and leave", func(t *testing.T) {
+		f := hub.NewFeed(hub.FeedOptions{})
+		s := f.Subscribe(nil)
+		chA := hub.DeviceChannel("pi-a")
+		mustPublish(t, f, hub.EventReading, chA, 1)
+		noEvent(t, s)
+		f.Join(s, chA)
+		if has, n := f.Joined(s, chA); !has || n != 1 {
+			t.Errorf("Joined = %v, %d; want true, 1", has, n)
+		}
+		ev := mustPublish(t, f, hub.EventReading, chA, 2)
+		if got := recv(t, s); got != ev {
+			t.Fatalf("joined subscriber got event %d, want %d", got.ID, ev.ID)
+		}
+		f.Leave(s, chA)
+		mustPublish(t, f, hub.EventReading, chA, 3)
+		noEvent(t, s)
+		f.Join(s, chA)
+		f.Unsubscribe(s)
+		before := f.Stats.Delivered.Load()
+		mustPublish(t, f, hub.EventReading, chA, 4)
+		if got := f.Stats.Delivered.Load(); got != before {
+			t.Errorf("delivered %d events after the only subscriber left, want 0", got-before)
+		}
+	})
 	t.Run("unencodable data is an error and uses no id", func(t *testing.T) {
 		f := hub.NewFeed(hub.FeedOptions{})
-		s := f.Subscribe(nil, nil)
+		s := f.SubscribeAll(nil)
 		before := f.LastID()
 		if _, err := f.Publish(hub.EventStatus, hub.ChannelFleet, math.NaN()); err == nil {
 			t.Error("Publish(NaN) succeeded, want an error")
@@ -107,8 +132,8 @@ func TestFeed_Publish(t *testing.T) {
 
 func TestFeed_slowSubscriber(t *testing.T) {
 	f := hub.NewFeed(hub.FeedOptions{Behind: 2})
-	slow := f.Subscribe(nil, nil)
-	fast := f.Subscribe(nil, nil)
+	slow := f.SubscribeAll(nil)
+	fast := f.SubscribeAll(nil)
 	base := f.LastID()
 	for i := 1; i <= 5; i++ {
 		ev := mustPublish(t, f, hub.EventStatus, hub.ChannelFleet, i)
@@ -151,8 +176,8 @@ func TestFeed_slowSubscriber(t *testing.T) {
 
 func TestFeed_Unsubscribe(t *testing.T) {
 	f := hub.NewFeed(hub.FeedOptions{})
-	s := f.Subscribe(nil, nil)
-	other := f.Subscribe(nil, nil)
+	s := f.SubscribeAll(nil)
+	other := f.SubscribeAll(nil)
 	f.Unsubscribe(s)
 	f.Unsubscribe(s) // idempotent: must not panic on a closed done channel
 	select {
@@ -277,7 +302,7 @@ func TestFeed_encodeOnce(t *testing.T) {
 		f := hub.NewFeed(hub.FeedOptions{})
 		subs := make([]*hub.Subscription, subscribers)
 		for i := range subs {
-			subs[i] = f.Subscribe(nil, nil)
+			subs[i] = f.SubscribeAll(nil)
 		}
 		data := map[string]any{"device": "pi-a", "seq": 1, "metrics": map[string]float64{"cpu.percent": 1}}
 		return testing.AllocsPerRun(100, func() {
@@ -302,7 +327,7 @@ func BenchmarkFeed_Publish(b *testing.B) {
 	f := hub.NewFeed(hub.FeedOptions{})
 	subs := make([]*hub.Subscription, subscribers)
 	for i := range subs {
-		subs[i] = f.Subscribe(nil, nil)
+		subs[i] = f.SubscribeAll(nil)
 	}
 	metrics := map[string]float64{}
 	for i := range 30 {

@@ -132,7 +132,7 @@ func TestIngester_Handle(t *testing.T) {
 		}
 	}}
 	in := newIngester(store, acker)
-	sub := in.Feed.Subscribe(nil, nil)
+	sub := in.Feed.SubscribeAll(nil)
 	run(t, in)
 
 	e := env("pi-a", "b1", t0, 1, 2)
@@ -205,7 +205,7 @@ func TestIngester_HandleStatus(t *testing.T) {
 		committed <- b
 		return hub.CommitResult{}, nil
 	}}, nil)
-	sub := in.Feed.Subscribe(nil, nil)
+	sub := in.Feed.SubscribeAll(nil)
 	run(t, in)
 
 	st := onlineStatus(10_000)
@@ -266,7 +266,7 @@ func TestIngester_HandleInvalid(t *testing.T) {
 			}}, &fakeAcker{PublishAckFunc: func(device string, ack telemetry.Ack) {
 				t.Errorf("device ack %s %+v for an invalid message", device, ack)
 			}})
-			sub := in.Feed.Subscribe(nil, nil)
+			sub := in.Feed.SubscribeAll(nil)
 			run(t, in)
 
 			var acks atomic.Int32
@@ -484,7 +484,7 @@ func TestIngester_HandleBacklogIsNotLive(t *testing.T) {
 		committed <- b
 		return hub.CommitResult{Stored: len(b.Envelopes)}, nil
 	}}, nil)
-	sub := in.Feed.Subscribe(nil, nil)
+	sub := in.Feed.SubscribeAll(nil)
 	run(t, in)
 	// The clock is t0+60 s; the live window 2 min: seq 1 is an hour old.
 	old := env("pi-a", "b1", t0-3_600_000, 1)

@@ -243,7 +243,7 @@ func TestRegistry_ObserveStatus(t *testing.T) {
 func TestRegistry_BroadcastFleet(t *testing.T) {
 	r := hub.NewRegistry(nil)
 	f := hub.NewFeed(hub.FeedOptions{})
-	sub := f.Subscribe(nil, nil)
+	sub := f.SubscribeAll(nil)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -43,6 +43,8 @@ func TestServer_wsResume(t *testing.T) {
 	if m := wsExpect(t, c, "reading", "device:pi-a"); m.ID != live {
 		t.Fatalf("live id %d, want %d", m.ID, live)
 	}
+	// 3 replayed and 1 live event were timed (the reply is not an event).
+	waitDelivered(t, f, "ws", 4)
 
 	t.Run("too old: reset, then a fresh snapshot", func(t *testing.T) {
 		c := dialWS(t, f, nil)
@@ -67,7 +69,7 @@ func TestServer_sseResume(t *testing.T) {
 		{"Last-Event-ID header", "/events?channels=device:pi-a", http.Header{"Last-Event-Id": {strconv.FormatUint(ids[0], 10)}}},
 		{"lastEventId query", "/events?device=pi-a&lastEventId=" + strconv.FormatUint(ids[0], 10), nil},
 	}
-	for _, tt := range tests {
+	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, events := openSSEAt(t, f, tt.path, tt.header)
 			for _, want := range ids[1:] {
@@ -76,6 +78,7 @@ func TestServer_sseResume(t *testing.T) {
 					t.Fatalf("got %s %s, want reading %d", ev.Event, ev.ID, want)
 				}
 			}
+			waitDelivered(t, f, "sse", 3*(i+1))
 		})
 	}
 	t.Run("too old: reset", func(t *testing.T) {
@@ -207,4 +210,25 @@ func TestServer_wsSubscribeStorm(t *testing.T) {
 	for i := range n {
 		wsExpect(t, c, "subscribed", fmt.Sprintf("device:pi-%03d", i))
 	}
+}
+
+// waitDelivered waits until /metrics has timed want live deliveries on
+// transport tr: the delivery histogram counts what reached the socket.
+func waitDelivered(t *testing.T, f *fixture, tr string, want int) {
+	t.Helper()
+	line := `fleetwatch_live_delivery_seconds_count{transport="` + tr + `"} `
+	var got string
+	for range 100 {
+		_, body := f.get(t, "/metrics")
+		for l := range strings.SplitSeq(string(body), "\n") {
+			if v, ok := strings.CutPrefix(l, line); ok {
+				got = v
+			}
+		}
+		if got == strconv.Itoa(want) {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Errorf("%s deliveries timed = %s, want %d", tr, got, want)
 }

@@ -53,6 +53,9 @@ func (s *Server) handleMetrics(w http.ResponseWriter, _ *http.Request) {
 	metric("fleetwatch_events_coalesced_total", "counter", "Pending events replaced by a newer one for a lagging client.", float64(st2.Events.Coalesced))
 	metric("fleetwatch_events_replayed_total", "counter", "Events replayed to resuming clients.", float64(st2.Events.Replayed))
 	metric("fleetwatch_resume_resets_total", "counter", "Resumes from an event the ring no longer holds.", float64(st2.Events.Resets))
+	fmt.Fprintf(&b, "# HELP fleetwatch_live_delivery_seconds Live events from publish to the client's socket (WebSocket: written; SSE: written).\n# TYPE fleetwatch_live_delivery_seconds histogram\n")
+	s.wsc.delivery.write(&b, "ws")
+	s.sse.delivery.write(&b, "sse")
 	metric("fleetwatch_event_ring_events", "gauge", "Events kept for resume.", float64(st2.Ring.Events))
 	metric("fleetwatch_event_ring_seconds", "gauge", "Age of the oldest event kept for resume.", float64(st2.Ring.AgeMS)/1000)
 	if s.Gauges != nil {

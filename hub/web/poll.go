@@ -33,7 +33,7 @@ type pollResponse struct {
 // from.
 func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	filter, _, err := channelFilter(q)
+	channels, err := channelsOf(q)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
@@ -61,9 +61,9 @@ func (s *Server) handlePoll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer release()
-	sub := s.Feed.Subscribe(filter, nil)
+	sub := s.subscribe(channels)
 	defer s.Feed.Unsubscribe(sub)
-	if s.Feed.Resume(sub, since, nil, nil) {
+	if s.Feed.Resume(sub, since, "") {
 		writeJSON(w, http.StatusOK, pollResponse{Events: []pollEvent{}, LastID: s.Feed.LastID(), Reset: true})
 		return
 	}

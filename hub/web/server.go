@@ -73,6 +73,8 @@ type Server struct {
 	fleetBody []byte
 	fleetTag  string
 
+	sessions tracker // WebSocket sessions, which outlive their handler
+
 	sse    sseCounters
 	wsc    wsCounters
 	limits limiter
@@ -133,7 +135,6 @@ func (s *Server) Open() error {
 		ReadHeaderTimeout: 5 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
-		ConnContext:       withConn,
 		// No WriteTimeout: it would cut SSE and WebSocket streams. Streams
 		// set per-write deadlines instead.
 	}
@@ -173,8 +174,46 @@ func (s *Server) Close(ctx context.Context) error {
 		s.srv.Close()
 	}
 	s.wg.Wait()
+	waited := s.sessions.Wait(ctx)
 	if err != nil {
 		return fmt.Errorf("shut down http: %w", err)
 	}
+	if waited != nil {
+		return fmt.Errorf("close websocket sessions: %w", waited)
+	}
 	return nil
+}
+
+// tracker runs goroutines that must end before Close returns, and refuses
+// new ones once Close began.
+type tracker struct {
+	mu     sync.Mutex
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// Go runs f on a new goroutine unless Wait has begun.
+func (t *tracker) Go(f func()) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed {
+		return false
+	}
+	t.wg.Go(f)
+	return true
+}
+
+// Wait refuses new goroutines and waits for the running ones, bounded by ctx.
+func (t *tracker) Wait(ctx context.Context) error {
+	t.mu.Lock()
+	t.closed = true
+	t.mu.Unlock()
+	done := make(chan struct{})
+	go func() { t.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -19,31 +19,10 @@ import (
 	"github.com/fleetwatch/fleetwatch/hub"
 )
 
-// channelSet is one session's subscriptions.
-type channelSet struct {
-	mu  sync.RWMutex
-	set map[string]bool
-}
-
-func (c *channelSet) has(ch string) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.set[ch]
-}
-
-func (c *channelSet) put(ch string, on bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if on {
-		c.set[ch] = true
-	} else {
-		delete(c.set, ch)
-	}
-}
-
 // wsCounters feed /metrics.
 type wsCounters struct {
 	open, total, cut, bad atomic.Int64
+	delivery              deliveryHist
 }
 
 // wsWindow bounds the frames handed to melody but not yet written to the
@@ -60,17 +39,23 @@ const wsStall = 5 * time.Second
 // wsSendBuffer is the kernel send buffer of a WebSocket connection.
 const wsSendBuffer = 64 << 10
 
-// wsConn is one session's state: its channels, its feed subscription and
-// the frames in flight.
+// wsConn is one session's state: its feed subscription (which holds its
+// channels) and the frames in flight.
 type wsConn struct {
-	s     *Server
-	ss    *melody.Session
-	chans channelSet
-	sub   *hub.Subscription
+	s   *Server
+	ss  *melody.Session
+	sub *hub.Subscription
+
+	upgraded     chan struct{} // closed once the handler may return
+	upgradedOnce sync.Once
+
+	inbox    chan []byte // messages read and not yet handled
+	handling atomic.Bool // a goroutine is draining inbox
 
 	mu       sync.Mutex
 	ctrl     [][]byte // replies waiting for the window
 	inflight int
+	sentAt   []int64 // publish ms of the frames in flight, 0 for replies
 	lastSent time.Time
 	cut      bool
 }
@@ -84,7 +69,7 @@ func (s *Server) newMelody() *melody.Melody {
 	m.Config.PingPeriod = 45 * time.Second
 	// Small per-connection buffers, shared write buffers: memory per
 	// connection is what limits a fan-out of thousands.
-	m.Upgrader.ReadBufferSize = 1024
+	m.Upgrader.ReadBufferSize = 256 // messages are small; larger ones take more reads
 	m.Upgrader.WriteBufferSize = 4096
 	m.Upgrader.WriteBufferPool = &sync.Pool{}
 	// melody accepts every Origin by default; a dashboard on another site
@@ -102,13 +87,20 @@ func (s *Server) newMelody() *melody.Melody {
 		if tc, ok := ss.WebsocketConnection().UnderlyingConn().(*net.TCPConn); ok {
 			tc.SetWriteBuffer(wsSendBuffer) //nolint:errcheck // a larger buffer only delays the cut
 		}
-		c := &wsConn{s: s, ss: ss, chans: channelSet{set: map[string]bool{}}, lastSent: time.Now()}
-		c.sub = s.Feed.Subscribe(func(ev *hub.Event) bool { return c.chans.has(ev.Channel) }, c.forward)
-		ss.Set(keyConn, c)
+		c, ok := connOf(ss)
+		if !ok {
+			return
+		}
+		defer c.markUpgraded()
+		c.ss, c.lastSent = ss, time.Now()
+		c.sub = s.Feed.Subscribe(c.forward)
+		// melody keeps the request for the session's life; only the peer's
+		// address is used after the upgrade.
+		ss.Request = &http.Request{RemoteAddr: ss.Request.RemoteAddr}
 	})
 	m.HandleDisconnect(func(ss *melody.Session) {
 		s.wsc.open.Add(-1)
-		if c, ok := connOf(ss); ok {
+		if c, ok := connOf(ss); ok && c.sub != nil {
 			s.Feed.Unsubscribe(c.sub)
 			c.mu.Lock()
 			// melody's own write timeout ended a stalled session first.
@@ -122,14 +114,27 @@ func (s *Server) newMelody() *melody.Melody {
 	})
 	m.HandleSentMessage(func(ss *melody.Session, _ []byte) {
 		if c, ok := connOf(ss); ok {
+			now := time.Now()
 			c.mu.Lock()
 			c.inflight--
-			c.lastSent = time.Now()
+			c.lastSent = now
+			var at int64
+			if len(c.sentAt) > 0 {
+				at = c.sentAt[0]
+				c.sentAt = append(c.sentAt[:0], c.sentAt[1:]...)
+			}
 			c.mu.Unlock()
+			if at > 0 {
+				s.wsc.delivery.record(at, now)
+			}
 			c.forward()
 		}
 	})
-	m.HandleMessage(s.handleWSMessage)
+	m.HandleMessage(func(ss *melody.Session, msg []byte) {
+		if c, ok := connOf(ss); ok {
+			c.receive(msg)
+		}
+	})
 	m.HandleError(func(ss *melody.Session, err error) {
 		if errors.Is(err, melody.ErrMessageBufferFull) {
 			// Flow control should make this impossible; never let melody
@@ -196,26 +201,69 @@ func (c *wsConn) forward() {
 			return
 		}
 		var frame []byte
+		var at int64
 		if len(c.ctrl) > 0 {
 			frame = c.ctrl[0]
 			c.ctrl[0] = nil
 			c.ctrl = c.ctrl[1:]
 		} else if ev := c.sub.Pop(); ev != nil {
-			frame = ev.WS()
+			frame, at = ev.WS(), ev.Time
 		} else {
 			c.mu.Unlock()
 			return
 		}
 		c.inflight++
+		c.sentAt = append(c.sentAt, at)
 		c.mu.Unlock()
 		if err := c.ss.Write(frame); err != nil {
 			c.mu.Lock()
 			c.inflight--
+			c.sentAt = c.sentAt[:len(c.sentAt)-1]
 			c.mu.Unlock()
 			return
 		}
 	}
 }
+
+// maxWSChannels bounds one connection's channels: a dashboard follows
+// one channel per device it shows, and a bigger fleet by its visible rows.
+const maxWSChannels = 4096
+
+// wsInbox bounds the messages a client has sent and the hub not yet
+// handled; past it, reading waits, and TCP pushes back on the client.
+const wsInbox = 4
+
+// receive queues a client's message for a short-lived goroutine, in order.
+// Handling a subscribe (JSON decoding, replay) needs a deep stack: done on
+// the read goroutine, which lives as long as the connection, that stack
+// would stay grown for every idle dashboard.
+func (c *wsConn) receive(msg []byte) {
+	c.inbox <- msg
+	if c.handling.CompareAndSwap(false, true) {
+		if !c.s.sessions.Go(c.drain) {
+			c.handling.Store(false) // shutting down: the message goes unanswered
+		}
+	}
+}
+
+func (c *wsConn) drain() {
+	for {
+		select {
+		case msg := <-c.inbox:
+			c.s.handleWSMessage(c, msg)
+			continue
+		default:
+		}
+		c.handling.Store(false)
+		// A message queued after the select but before the store found
+		// handling still set: take it, unless a new drain already has.
+		if len(c.inbox) == 0 || !c.handling.CompareAndSwap(false, true) {
+			return
+		}
+	}
+}
+
+func (c *wsConn) markUpgraded() { c.upgradedOnce.Do(func() { close(c.upgraded) }) }
 
 // cutOff tells the client why and closes the connection; it reconnects and
 // resumes from its last event id.
@@ -268,10 +316,28 @@ func (s *Server) handleWS(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	defer release() // HandleRequest returns when the session ends
-	if err := s.ws.HandleRequest(w, r); err != nil {
-		s.Logger.Debug("websocket upgrade failed", "remote", r.RemoteAddr, "err", err)
+	// The session runs on its own goroutine and this handler returns once
+	// the connection is upgraded: net/http then lets go of its per-request
+	// state (two 4 KB buffers, the serving goroutine's deep stack), which
+	// would otherwise live as long as the socket. At 10k dashboards that
+	// is most of the hub's memory.
+	upgraded := make(chan struct{})
+	c := &wsConn{s: s, upgraded: upgraded, inbox: make(chan []byte, wsInbox)}
+	remote := r.RemoteAddr
+	started := s.sessions.Go(func() {
+		defer release()
+		err := s.ws.HandleRequestWithKeys(w, r, map[string]any{keyConn: c})
+		c.markUpgraded() // a refused upgrade has written its answer by now
+		if err != nil {
+			s.Logger.Debug("websocket upgrade failed", "remote", remote, "err", err)
+		}
+	})
+	if !started {
+		release()
+		writeError(w, http.StatusServiceUnavailable, "hub shutting down")
+		return
 	}
+	<-upgraded
 }
 
 type wsRequest struct {
@@ -280,11 +346,7 @@ type wsRequest struct {
 	Since   *uint64 `json:"since"`
 }
 
-func (s *Server) handleWSMessage(ss *melody.Session, msg []byte) {
-	c, ok := connOf(ss)
-	if !ok {
-		return
-	}
+func (s *Server) handleWSMessage(c *wsConn, msg []byte) {
 	var req wsRequest
 	if err := json.Unmarshal(msg, &req); err != nil {
 		s.wsError(c, "bad message: want JSON like {\"type\":\"subscribe\",\"channel\":\"fleet\"}")
@@ -298,7 +360,7 @@ func (s *Server) handleWSMessage(ss *melody.Session, msg []byte) {
 			s.wsError(c, err.Error())
 			return
 		}
-		c.chans.put(req.Channel, false)
+		s.Feed.Leave(c.sub, req.Channel)
 		reply, _ := json.Marshal(map[string]string{"type": "unsubscribed", "channel": req.Channel})
 		c.send(reply)
 	case "subscribe":
@@ -306,18 +368,21 @@ func (s *Server) handleWSMessage(ss *melody.Session, msg []byte) {
 			s.wsError(c, err.Error())
 			return
 		}
+		if has, n := s.Feed.Joined(c.sub, req.Channel); !has && n >= maxWSChannels {
+			s.wsError(c, fmt.Sprintf("too many channels: at most %d per connection", maxWSChannels))
+			return
+		}
 		reply, _ := json.Marshal(map[string]string{"type": "subscribed", "channel": req.Channel})
 		c.send(reply)
-		add := func() { c.chans.put(req.Channel, true) }
 		if req.Since == nil {
-			add()
+			s.Feed.Join(c.sub, req.Channel)
 			if req.Channel == hub.ChannelFleet {
 				c.send(s.fleetFrame())
 			}
 			return
 		}
 		ch := req.Channel
-		if s.Feed.Resume(c.sub, *req.Since, func(ev *hub.Event) bool { return ev.Channel == ch }, add) {
+		if s.Feed.Resume(c.sub, *req.Since, ch) {
 			reset, _ := json.Marshal(map[string]any{"type": "reset", "channel": ch, "id": s.Feed.LastID()})
 			c.send(reset)
 		}

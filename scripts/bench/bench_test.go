@@ -177,3 +177,30 @@ func TestRunBudget(t *testing.T) {
 		}
 	}
 }
+
+func TestDeliveryOf(t *testing.T) {
+	key := func(le string) string {
+		return `fleetwatch_live_delivery_seconds_bucket{transport="ws",le="` + le + `"}`
+	}
+	m0 := map[string]float64{key("0.05"): 10, key("0.1"): 10, key("0.25"): 10, key("+Inf"): 10}
+	tests := []struct {
+		name string
+		m1   map[string]float64
+		want hubDelivery
+	}{
+		{"all within 50 ms", map[string]float64{key("0.05"): 110, key("0.1"): 110, key("0.25"): 110, key("+Inf"): 110},
+			hubDelivery{N: 100, Within100: 1, P50: 50, P99: 50}},
+		{"2% past 100 ms", map[string]float64{key("0.05"): 60, key("0.1"): 108, key("0.25"): 110, key("+Inf"): 110},
+			hubDelivery{N: 100, Within100: 0.98, P50: 50, P99: 250}},
+		{"past the last bound", map[string]float64{key("0.05"): 10, key("0.1"): 10, key("0.25"): 10, key("+Inf"): 20},
+			hubDelivery{N: 10, Within100: 0, P50: -1, P99: -1}},
+		{"nothing in the window", m0, hubDelivery{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := deliveryOf(m0, tt.m1, "ws"); got != tt.want {
+				t.Errorf("deliveryOf = %+v, want %+v", got, tt.want)
+			}
+		})
+	}
+}
