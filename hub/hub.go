@@ -34,6 +34,11 @@ type Batch struct {
 	Envelopes []*telemetry.Envelope
 	// Devices are the latest records of the devices this batch touched.
 	Devices []DeviceRecord
+	// Alerts are alerts that fired, changed or resolved: stored by id,
+	// the newest version wins.
+	Alerts []Alert
+	// Events are device timeline entries.
+	Events []DeviceEvent
 }
 
 // DeviceAck is a watermark to send to a device after a commit.
@@ -82,6 +87,11 @@ type Store interface {
 	Completeness(device string, from, to int64) (Completeness, error)
 	// Devices returns every stored device record.
 	Devices() ([]DeviceRecord, error)
+	// Alerts returns stored alerts matching q, newest first.
+	Alerts(q AlertQuery) ([]Alert, error)
+	// DeviceEvents returns a device's timeline in [from, to] ms, newest
+	// first, at most limit entries.
+	DeviceEvents(device string, from, to int64, limit int) ([]DeviceEvent, error)
 }
 
 // Acker sends acks to devices.

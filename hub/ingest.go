@@ -55,8 +55,11 @@ type Ingester struct {
 
 type item struct {
 	env    *telemetry.Envelope // nil for a status message
-	device string
+	device string              // "" for records
 	ack    func()
+	// Records: alerts and device events to store with the next commit.
+	alerts []Alert
+	events []DeviceEvent
 }
 
 // Stats are the ingest counters shown at /metrics.
@@ -203,6 +206,17 @@ func (in *Ingester) reject(m Message, device string, err error) {
 	m.Ack()
 }
 
+// Record stores alerts and device events with the next commit: the store
+// has one writer. It waits while the queue is full and drops them only
+// when the hub is shutting down.
+func (in *Ingester) Record(alerts []Alert, events []DeviceEvent) {
+	if len(alerts) == 0 && len(events) == 0 {
+		return
+	}
+	in.init()
+	in.enqueue(item{alerts: alerts, events: events, ack: func() {}})
+}
+
 func (in *Ingester) enqueue(it item) {
 	in.Stats.Queued.Add(1)
 	select {
@@ -280,6 +294,11 @@ func (in *Ingester) commit(ctx context.Context, items []item) {
 	for _, it := range items {
 		if it.env != nil {
 			b.Envelopes = append(b.Envelopes, it.env)
+		}
+		b.Alerts = append(b.Alerts, it.alerts...)
+		b.Events = append(b.Events, it.events...)
+		if it.device == "" {
+			continue
 		}
 		// One record per device per commit, taken from the registry here
 		// rather than copied on every message in the MQTT handler.

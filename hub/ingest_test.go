@@ -31,6 +31,12 @@ func (s *fakeStore) Completeness(device string, from, to int64) (hub.Completenes
 	return s.CompletenessFunc(device, from, to)
 }
 func (s *fakeStore) Devices() ([]hub.DeviceRecord, error) { return s.DevicesFunc() }
+func (s *fakeStore) Alerts(hub.AlertQuery) ([]hub.Alert, error) {
+	return nil, errors.New("fakeStore: no alerts")
+}
+func (s *fakeStore) DeviceEvents(string, int64, int64, int) ([]hub.DeviceEvent, error) {
+	return nil, errors.New("fakeStore: no events")
+}
 
 type fakeAcker struct {
 	PublishAckFunc func(device string, ack telemetry.Ack)

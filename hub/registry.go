@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"maps"
+	"strings"
 	"sync"
 	"time"
 
@@ -25,11 +26,15 @@ type Registry struct {
 	moved   map[string]bool
 	snap    *fleet.Snapshot
 	changed bool
+	// skew is each device's clock offset at its newest reading, ms.
+	skew map[string]int64
+	// events are timeline entries not yet taken for the store.
+	events []DeviceEvent
 }
 
 // NewRegistry returns a registry holding recs (from the store).
 func NewRegistry(recs []DeviceRecord) *Registry {
-	r := &Registry{devices: make(map[string]*DeviceRecord, len(recs)), states: map[string]string{}, moved: map[string]bool{}, changed: true}
+	r := &Registry{devices: make(map[string]*DeviceRecord, len(recs)), states: map[string]string{}, moved: map[string]bool{}, changed: true, skew: map[string]int64{}}
 	for i := range recs {
 		rec := recs[i]
 		r.devices[rec.ID] = &rec
@@ -64,8 +69,12 @@ func (r *Registry) ObserveTelemetry(env *telemetry.Envelope, now int64) (fresh [
 		}
 		d.LastSeen = rd.TS
 		d.Metrics = rd.Metrics
+		r.skew[d.ID] = rd.TS - now
 		fresh = append(fresh, rd)
 		r.changed = true
+	}
+	if len(fresh) > 0 {
+		r.track(d, now, false)
 	}
 	// A device that reports again after a timeout is back online; one that
 	// said offline stays so until it says online again (its readings may be
@@ -80,6 +89,9 @@ func (r *Registry) ObserveStatus(device string, st telemetry.Status, now int64) 
 	defer r.mu.Unlock()
 	d := r.device(device)
 	if st.State == telemetry.StateOnline {
+		if prev := d.Status.HostBoot; prev != 0 && st.HostBoot != 0 && st.HostBoot != prev {
+			r.note(DeviceEvent{Device: device, TS: now, Type: EventTypeReboot, HostBoot: st.HostBoot})
+		}
 		d.Status = st
 		d.OnlineAt = now
 	} else {
@@ -90,6 +102,7 @@ func (r *Registry) ObserveStatus(device string, st telemetry.Status, now int64) 
 		d.Status = inv
 	}
 	r.changed = true
+	r.track(d, now, false)
 	return cloneRecord(d)
 }
 
@@ -137,12 +150,7 @@ func (r *Registry) Snapshot(now int64) *fleet.Snapshot {
 func (r *Registry) snapshot(now int64) *fleet.Snapshot {
 	devs := make([]fleet.Device, 0, len(r.devices))
 	for _, d := range r.devices {
-		state, reason := StateOf(d, now)
-		if r.states[d.ID] != state+"/"+reason {
-			r.states[d.ID] = state + "/" + reason
-			r.changed = true
-			r.moved[d.ID] = true
-		}
+		state, reason := r.track(d, now, true)
 		tags := d.Tags
 		if tags == nil {
 			tags = map[string]string{}
@@ -151,7 +159,11 @@ func (r *Registry) snapshot(now int64) *fleet.Snapshot {
 		if metrics == nil {
 			metrics = telemetry.Metrics{}
 		}
-		devs = append(devs, fleet.Device{ID: d.ID, State: state, Reason: reason, LastSeen: d.LastSeen, Metrics: metrics, Tags: tags})
+		dev := fleet.Device{ID: d.ID, State: state, Reason: reason, LastSeen: d.LastSeen, Metrics: metrics, Tags: tags}
+		if sk, ok := r.skew[d.ID]; ok {
+			dev.ClockSkewMS = &sk
+		}
+		devs = append(devs, dev)
 	}
 	if !r.changed && r.snap != nil {
 		return r.snap
@@ -161,6 +173,63 @@ func (r *Registry) snapshot(now int64) *fleet.Snapshot {
 	fleet.SortDevices(devs)
 	r.snap = &fleet.Snapshot{Version: r.version, TS: now, Full: true, Devices: devs, Summary: fleet.Summarize(devs)}
 	return r.snap
+}
+
+// track notes d's state at now in its timeline if it changed since the
+// last note. Messages (a status, readings) change it when they arrive;
+// time changes it (online to stale or timed out) when a snapshot looks,
+// and such a change is dated when it began. The first state of a hub's run
+// is noted too, with no From: it is what the hub found, not a change.
+func (r *Registry) track(d *DeviceRecord, now int64, byTime bool) (state, reason string) {
+	state, reason = StateOf(d, now)
+	prev, known := r.states[d.ID]
+	if prev == state+"/"+reason {
+		return state, reason
+	}
+	r.states[d.ID] = state + "/" + reason
+	r.changed = true
+	r.moved[d.ID] = true
+	from, _, _ := strings.Cut(prev, "/")
+	ev := DeviceEvent{Device: d.ID, TS: now, Type: EventTypeState, State: state, Reason: reason, From: from}
+	if byTime && known && (state == fleet.Stale || reason == telemetry.ReasonTimeout) {
+		ev.TS = min(now, changedAt(d, now))
+	}
+	r.note(ev)
+	return state, reason
+}
+
+// changedAt is when a time-driven state began: stale and timed out
+// devices went silent StaleAfter intervals after their last sign of life.
+func changedAt(d *DeviceRecord, now int64) int64 {
+	interval := d.Status.IntervalMS
+	if interval <= 0 {
+		interval = fleet.DefaultIntervalMS
+	}
+	if ref := max(d.LastSeen, d.OnlineAt); ref > 0 {
+		return ref + fleet.StaleAfter*interval + 1
+	}
+	return now
+}
+
+// maxPendingEvents bounds the timeline entries kept for a taker that is
+// not there (a hub without an alerter): the oldest go.
+const maxPendingEvents = 10_000
+
+func (r *Registry) note(ev DeviceEvent) {
+	if len(r.events) >= maxPendingEvents {
+		r.events = r.events[1:]
+	}
+	r.events = append(r.events, ev)
+}
+
+// TakeEvents returns the timeline entries noted since the last call: state
+// changes (seen when a snapshot is taken, every broadcast) and reboots.
+func (r *Registry) TakeEvents() []DeviceEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	evs := r.events
+	r.events = nil
+	return evs
 }
 
 func cloneRecord(d *DeviceRecord) DeviceRecord {

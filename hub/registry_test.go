@@ -293,3 +293,50 @@ func TestRegistry_BroadcastFleet(t *testing.T) {
 		t.Errorf("Snapshot = %+v, want the full fleet", full)
 	}
 }
+
+func TestRegistry_TakeEvents(t *testing.T) {
+	r := hub.NewRegistry(nil)
+	st := onlineStatus(1000)
+	st.HostBoot = t0 - 3_600_000
+	r.ObserveStatus("pi-a", st, t0)
+	r.ObserveTelemetry(env("pi-a", "b1", t0, 1), t0+1000)
+	r.Snapshot(t0 + 1000) // no change: the status noted it online
+	r.Snapshot(t0 + 2000)
+	r.Snapshot(t0 + 10_000) // silent for 3 intervals: stale
+	r.ObserveStatus("pi-a", telemetry.Offline(telemetry.ReasonLost), t0+11_000)
+	r.Snapshot(t0 + 11_500)
+	rebooted := st
+	rebooted.HostBoot = t0 + 11_800
+	r.ObserveStatus("pi-a", rebooted, t0+12_000)
+	r.Snapshot(t0 + 12_000)
+
+	got := r.TakeEvents()
+	want := []hub.DeviceEvent{
+		{Device: "pi-a", TS: t0, Type: hub.EventTypeState, State: fleet.Online}, // first seen: no From
+		// Stale is dated when it began: the last reading plus 3 intervals.
+		{Device: "pi-a", TS: t0 + 1000 + 3*1000 + 1, Type: hub.EventTypeState, State: fleet.Stale, From: fleet.Online},
+		// A status changes the state when it arrives.
+		{Device: "pi-a", TS: t0 + 11_000, Type: hub.EventTypeState, State: fleet.Offline, Reason: telemetry.ReasonLost, From: fleet.Stale},
+		{Device: "pi-a", TS: t0 + 12_000, Type: hub.EventTypeReboot, HostBoot: t0 + 11_800},
+		{Device: "pi-a", TS: t0 + 12_000, Type: hub.EventTypeState, State: fleet.Online, From: fleet.Offline},
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events:\n got %+v\nwant %+v", got, want)
+	}
+	if again := r.TakeEvents(); len(again) != 0 {
+		t.Errorf("second TakeEvents = %+v, want none", again)
+	}
+}
+
+func TestRegistry_clockSkew(t *testing.T) {
+	r := hub.NewRegistry(nil)
+	r.ObserveTelemetry(env("pi-a", "b1", t0, 1), t0+1000+45_000) // its clock 45 s behind
+	d := r.Snapshot(t0 + 50_000).Devices[0]
+	if d.ClockSkewMS == nil || *d.ClockSkewMS != -45_000 {
+		t.Errorf("clock skew = %v, want -45000", d.ClockSkewMS)
+	}
+	r.ObserveTelemetry(env("pi-b", "b1", t0, 1), t0+1000)
+	if d := r.Snapshot(t0 + 2000).Devices[1]; d.ClockSkewMS == nil || *d.ClockSkewMS != 0 {
+		t.Errorf("clock skew of a synced device = %v, want 0", d.ClockSkewMS)
+	}
+}

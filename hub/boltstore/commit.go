@@ -120,7 +120,10 @@ func (c *commit) run(b *hub.Batch) error {
 			return fmt.Errorf("put device %q: %w", rec.ID, err)
 		}
 	}
-	return nil
+	if err := c.writeAlerts(b.Alerts); err != nil {
+		return err
+	}
+	return c.writeEvents(b.Events)
 }
 
 func (c *commit) envelope(env *telemetry.Envelope) error {

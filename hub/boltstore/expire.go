@@ -63,6 +63,9 @@ func (s *Store) expire(now int64) error {
 				s.opt.Logger.Info("expired history partition", "tier", string(t.name), "start_ms", bytes2u64(k))
 			}
 		}
+		if err := s.expireRecords(tx, now-s.tiers[tierMinute].retention); err != nil {
+			return err
+		}
 		return s.expireLedger(tx, now-s.tiers[tierRaw].retention)
 	})
 }

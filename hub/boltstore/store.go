@@ -160,7 +160,7 @@ func Open(path string, o Options) (*Store, error) {
 // index, migrates a walking-skeleton file and replays the WAL.
 func (s *Store) init() error {
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		for _, name := range [][]byte{bucketMeta, bucketDevices, bucketAcks, bucketSIDs, bucketWAL, bucketGaps} {
+		for _, name := range [][]byte{bucketMeta, bucketDevices, bucketAcks, bucketSIDs, bucketWAL, bucketGaps, bucketAlerts, bucketAlertTimes, bucketEvents} {
 			if _, err := tx.CreateBucketIfNotExists(name); err != nil {
 				return fmt.Errorf("create bucket %s: %w", name, err)
 			}

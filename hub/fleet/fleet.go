@@ -32,6 +32,10 @@ type Device struct {
 	LastSeen int64             `json:"last_seen"`
 	Metrics  telemetry.Metrics `json:"metrics"`
 	Tags     map[string]string `json:"tags"`
+	// ClockSkewMS is how far the device's clock was ahead of the hub's
+	// (negative: behind) at its newest reading; absent until one arrived
+	// in this hub's run.
+	ClockSkewMS *int64 `json:"clock_skew_ms,omitempty"`
 }
 
 // Summary counts devices by state.

@@ -43,6 +43,10 @@ type Server struct {
 	History   History
 	Feed      *hub.Feed
 	Stats     *hub.Stats
+	// Alerts and Records serve the alert and timeline endpoints; nil
+	// answers 503 there.
+	Alerts  AlertSource
+	Records Records
 	Dashboard http.Handler
 	// Ready reports whether the store is open and the broker subscription
 	// is live; /healthz answers 503 otherwise.
@@ -118,6 +122,9 @@ func (s *Server) Open() error {
 	mux.HandleFunc("GET /api/v1/devices/{id}", s.handleDevice)
 	mux.HandleFunc("GET /api/v1/devices/{id}/history", s.handleHistory)
 	mux.HandleFunc("GET /api/v1/devices/{id}/completeness", s.handleCompleteness)
+	mux.HandleFunc("GET /api/v1/devices/{id}/events", s.handleDeviceEvents)
+	mux.HandleFunc("GET /api/v1/alerts", s.handleAlerts)
+	mux.HandleFunc("POST /api/v1/alerts/{id}/ack", s.handleAck)
 	mux.HandleFunc("GET /events", s.handleSSE)
 	mux.HandleFunc("GET /api/v1/poll", s.handlePoll)
 	mux.HandleFunc("GET /api/v1/stats", s.handleStats)

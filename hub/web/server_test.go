@@ -73,7 +73,7 @@ func newFixture(t *testing.T, configure ...func(*web.Server)) *fixture {
 	t.Cleanup(func() { cancel(); <-done })
 
 	f.srv = &web.Server{
-		Addr: "127.0.0.1:0", Registry: reg, History: store, Feed: feed, Stats: &f.in.Stats,
+		Addr: "127.0.0.1:0", Registry: reg, History: store, Records: store, Feed: feed, Stats: &f.in.Stats,
 		Ready: func() error {
 			if !f.ready.Load() {
 				return errors.New("broker not connected and subscribed")

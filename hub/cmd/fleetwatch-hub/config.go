@@ -13,6 +13,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
+	"github.com/fleetwatch/fleetwatch/hub/alert"
 	"github.com/fleetwatch/fleetwatch/hub/boltstore"
 	"github.com/fleetwatch/fleetwatch/hub/web"
 )
@@ -35,6 +36,7 @@ type Config struct {
 	MaxConns       int           `yaml:"max_connections"`
 	MaxConnsPerIP  int           `yaml:"max_connections_per_ip"`
 	Retention      Retention     `yaml:"retention"`
+	Alerts         Alerts        `yaml:"alerts"`
 	LogLevel       string        `yaml:"log_level"`
 	LogFormat      string        `yaml:"log_format"`
 }
@@ -102,6 +104,7 @@ func DefaultConfig() Config {
 			Minute: Duration(boltstore.DefaultMinuteRetention),
 			Hour:   Duration(boltstore.DefaultHourRetention),
 		},
+		Alerts:    Alerts{Every: alert.DefaultEvery},
 		LogLevel:  "info",
 		LogFormat: "text",
 	}
@@ -255,5 +258,5 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("log_level %q: want debug, info, warn or error", c.LogLevel)
 	}
-	return nil
+	return c.Alerts.validate()
 }

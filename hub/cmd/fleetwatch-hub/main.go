@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"time"
 
@@ -21,9 +22,12 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 	"github.com/fleetwatch/fleetwatch/dashboard"
 	"github.com/fleetwatch/fleetwatch/hub"
+	"github.com/fleetwatch/fleetwatch/hub/alert"
 	"github.com/fleetwatch/fleetwatch/hub/boltstore"
+	"github.com/fleetwatch/fleetwatch/hub/fleet"
 	"github.com/fleetwatch/fleetwatch/hub/mochi"
 	"github.com/fleetwatch/fleetwatch/hub/mqttsub"
+	"github.com/fleetwatch/fleetwatch/hub/notify"
 	"github.com/fleetwatch/fleetwatch/hub/web"
 )
 
@@ -64,8 +68,10 @@ type Main struct {
 	Store  *boltstore.Store
 	Broker *mochi.Broker
 	Sub    *mqttsub.Subscriber
-	Web    *web.Server
-	Ingest *hub.Ingester
+	Web     *web.Server
+	Ingest  *hub.Ingester
+	Alerter *alert.Alerter
+	Notify  *notify.Notifier
 
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -137,12 +143,17 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	}
 	m.Ingest.Acker = m.Sub
 
+	if err := m.openAlerting(registry, feed); err != nil {
+		return err
+	}
+
 	dash, err := dashboard.Handler(dashboard.FS)
 	if err != nil {
 		return err
 	}
 	m.Web = &web.Server{
 		Addr: c.HTTP, Registry: registry, History: m.Store, Feed: feed, Stats: &m.Ingest.Stats,
+		Alerts: m.Alerter, Records: m.Store,
 		MaxConns: c.MaxConns, MaxConnsPerIP: c.MaxConnsPerIP,
 		Dashboard: dash, AllowedOrigins: c.AllowedOrigins, Heartbeat: c.Heartbeat,
 		Ready:  m.ready,
@@ -158,10 +169,61 @@ func (m *Main) Run(ctx context.Context) (err error) {
 	m.done = make(chan struct{})
 	go func() {
 		defer close(m.done)
-		go registry.BroadcastFleet(runCtx, feed, c.FleetInterval, time.Now)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		wg.Go(func() { registry.BroadcastFleet(runCtx, feed, c.FleetInterval, time.Now) })
+		wg.Go(func() { m.Alerter.Run(runCtx) }) //nolint:errcheck // returns ctx's error on shutdown
+		wg.Go(func() {
+			if err := m.Notify.Run(runCtx); err != nil {
+				log.Error("notifier stopped", "err", err)
+			}
+		})
 		m.Ingest.Run(runCtx) //nolint:errcheck // returns ctx's error on shutdown
 	}()
 	log.Info("fleetwatch hub running", "version", version(), "http", m.Web.URL(), "broker", brokerURL, "data", c.Data, "devices", len(recs))
+	return nil
+}
+
+// openAlerting builds the alert engine from the configured rules, takes
+// back the alerts that were firing, and wires the alerter to the store's
+// writer, the live feed and the webhooks.
+func (m *Main) openAlerting(registry *hub.Registry, feed *hub.Feed) error {
+	c := m.Config.Alerts
+	rules, err := c.rules()
+	if err != nil {
+		return err
+	}
+	receivers, err := c.receivers()
+	if err != nil {
+		return err
+	}
+	engine, err := alert.NewEngine(rules)
+	if err != nil {
+		return err
+	}
+	firing, err := m.Store.Alerts(hub.AlertQuery{State: hub.AlertFiring, Limit: boltstore.MaxAlertLimit})
+	if err != nil {
+		return err
+	}
+	gone := engine.Restore(firing, time.Now().UnixMilli())
+	m.Notify = &notify.Notifier{Receivers: receivers, Logger: m.Logger.With("system", "notify")}
+	m.Alerter = &alert.Alerter{
+		Engine: engine,
+		Every:  c.Every,
+		Fleet:  func(now int64) []fleet.Device { return registry.Snapshot(now).Devices },
+		Events: registry.TakeEvents,
+		Completeness: func(device string, from, to int64) (float64, error) {
+			c, err := m.Store.Completeness(device, from, to)
+			return c.Ratio, err
+		},
+		Record: m.Ingest.Record,
+		Publish: func(a hub.Alert) {
+			feed.Publish(hub.EventAlert, hub.ChannelAlerts, a) //nolint:errcheck // an alert always encodes
+		},
+		Notify: m.Notify.Notify,
+		Logger: m.Logger.With("system", "alert"),
+	}
+	m.Ingest.Record(gone, nil)
 	return nil
 }
 
