@@ -151,12 +151,12 @@ func NewFeed(o FeedOptions) *Feed {
 		o.Behind = DefaultBehind
 	}
 	return &Feed{
-		nextID:   uint64(time.Now().UnixMicro()),
+		nextID:    uint64(time.Now().UnixMicro()),
 		subs:      make(map[*Subscription]struct{}),
 		byChannel: make(map[string]map[*Subscription]struct{}),
 		all:       make(map[*Subscription]struct{}),
-		ring:     make([]*Event, 1024),
-		maxBytes: o.RingBytes, maxAge: o.RingAge.Milliseconds(), maxEvents: o.RingEvents, behind: o.Behind,
+		ring:      make([]*Event, 1024),
+		maxBytes:  o.RingBytes, maxAge: o.RingAge.Milliseconds(), maxEvents: o.RingEvents, behind: o.Behind,
 	}
 }
 

@@ -3,6 +3,7 @@ package hub
 import (
 	"context"
 	"maps"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -30,11 +31,16 @@ type Registry struct {
 	skew map[string]int64
 	// events are timeline entries not yet taken for the store.
 	events []DeviceEvent
+	// agg aggregates the metrics of the online devices as readings and
+	// state changes arrive; headline are those a snapshot carries.
+	agg      *fleet.Aggregator
+	headline []string
 }
 
 // NewRegistry returns a registry holding recs (from the store).
 func NewRegistry(recs []DeviceRecord) *Registry {
-	r := &Registry{devices: make(map[string]*DeviceRecord, len(recs)), states: map[string]string{}, moved: map[string]bool{}, changed: true, skew: map[string]int64{}}
+	r := &Registry{devices: make(map[string]*DeviceRecord, len(recs)), states: map[string]string{}, moved: map[string]bool{}, changed: true, skew: map[string]int64{},
+		agg: fleet.NewAggregator(fleet.DefaultTopN), headline: fleet.DefaultHeadline}
 	for i := range recs {
 		rec := recs[i]
 		r.devices[rec.ID] = &rec
@@ -74,7 +80,9 @@ func (r *Registry) ObserveTelemetry(env *telemetry.Envelope, now int64) (fresh [
 		r.changed = true
 	}
 	if len(fresh) > 0 {
-		r.track(d, now, false)
+		if state, _ := r.track(d, now, false); state == fleet.Online {
+			r.agg.Set(d.ID, d.Metrics)
+		}
 	}
 	// A device that reports again after a timeout is back online; one that
 	// said offline stays so until it says online again (its readings may be
@@ -171,7 +179,14 @@ func (r *Registry) snapshot(now int64) *fleet.Snapshot {
 	r.changed = false
 	r.version++
 	fleet.SortDevices(devs)
-	r.snap = &fleet.Snapshot{Version: r.version, TS: now, Full: true, Devices: devs, Summary: fleet.Summarize(devs)}
+	sum := fleet.Count(devs)
+	stats := r.agg.Stats()
+	for _, m := range r.headline {
+		if st, ok := stats[m]; ok {
+			sum.Metrics[m] = st
+		}
+	}
+	r.snap = &fleet.Snapshot{Version: r.version, TS: now, Full: true, Devices: devs, Summary: sum}
 	return r.snap
 }
 
@@ -189,6 +204,11 @@ func (r *Registry) track(d *DeviceRecord, now int64, byTime bool) (state, reason
 	r.states[d.ID] = state + "/" + reason
 	r.changed = true
 	r.moved[d.ID] = true
+	if state == fleet.Online {
+		r.agg.Set(d.ID, d.Metrics)
+	} else {
+		r.agg.Remove(d.ID)
+	}
 	from, _, _ := strings.Cut(prev, "/")
 	ev := DeviceEvent{Device: d.ID, TS: now, Type: EventTypeState, State: state, Reason: reason, From: from}
 	if byTime && known && (state == fleet.Stale || reason == telemetry.ReasonTimeout) {
@@ -196,6 +216,50 @@ func (r *Registry) track(d *DeviceRecord, now int64, byTime bool) (state, reason
 	}
 	r.note(ev)
 	return state, reason
+}
+
+// SetHeadline sets the metrics a snapshot's summary carries.
+func (r *Registry) SetHeadline(metrics []string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.headline = slices.Clone(metrics)
+	r.changed = true
+}
+
+// Summary returns the fleet's counts at now and the aggregates of every
+// metric over the online devices, with topN devices per metric: up to
+// fleet.DefaultTopN from the running aggregates, more computed.
+func (r *Registry) Summary(now int64, topN int) fleet.Summary {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	snap := r.snapshot(now)
+	if topN > fleet.DefaultTopN {
+		return fleet.Summarize(snap.Devices, topN)
+	}
+	sum := fleet.Count(snap.Devices)
+	sum.Metrics = r.agg.Stats()
+	for m, st := range sum.Metrics {
+		st.Top = st.Top[:min(len(st.Top), topN)]
+		sum.Metrics[m] = st
+	}
+	return sum
+}
+
+// SummaryBy returns Summary per value of tag (devices without it under
+// ""), computed from the devices at now.
+func (r *Registry) SummaryBy(now int64, tag string, topN int) map[string]fleet.Summary {
+	r.mu.Lock()
+	snap := r.snapshot(now)
+	r.mu.Unlock()
+	groups := map[string][]fleet.Device{}
+	for _, d := range snap.Devices {
+		groups[d.Tags[tag]] = append(groups[d.Tags[tag]], d)
+	}
+	out := make(map[string]fleet.Summary, len(groups))
+	for v, devs := range groups {
+		out[v] = fleet.Summarize(devs, topN)
+	}
+	return out
 }
 
 // changedAt is when a time-driven state began: stale and timed out

@@ -128,7 +128,7 @@ func TestRegistry_Snapshot(t *testing.T) {
 	r := hub.NewRegistry(nil)
 
 	s1 := r.Snapshot(t0)
-	if s1.Devices == nil || len(s1.Devices) != 0 || s1.Summary != (fleet.Summary{}) {
+	if s1.Devices == nil || len(s1.Devices) != 0 || s1.Summary.Total != 0 || len(s1.Summary.Metrics) != 0 {
 		t.Errorf("empty snapshot = %+v, want no devices (non-nil) and a zero summary", s1)
 	}
 	body, _ := json.Marshal(s1)
@@ -152,6 +152,9 @@ func TestRegistry_Snapshot(t *testing.T) {
 	if got, want := s3.Devices[0].State, fleet.Online; got != want {
 		t.Errorf("state = %q, want %q", got, want)
 	}
+	if cpu := s3.Summary.Metrics["cpu.percent"]; cpu.Count != 1 || cpu.Max != 1 || cpu.MaxDevice != "pi-a" {
+		t.Errorf("summary cpu.percent = %+v, want pi-a's 1", cpu)
+	}
 
 	r.ObserveTelemetry(env("pi-a", "b1", t0, 1), t0) // redelivery: no change
 	if s := r.Snapshot(t0 + 1000); s.Version != s3.Version {
@@ -166,8 +169,8 @@ func TestRegistry_Snapshot(t *testing.T) {
 	if got, want := stale.Devices[0].State, fleet.Stale; got != want {
 		t.Errorf("state after %d silent intervals = %q, want %q", fleet.StaleAfter, got, want)
 	}
-	if got, want := stale.Summary, (fleet.Summary{Total: 1, Stale: 1}); got != want {
-		t.Errorf("summary = %+v, want %+v", got, want)
+	if got := stale.Summary; got.Total != 1 || got.Stale != 1 || got.Online != 0 || len(got.Metrics) != 0 {
+		t.Errorf("summary = %+v, want 1 stale device and no metrics (only online devices are aggregated)", got)
 	}
 	if s := r.Snapshot(lastSeen + 10*interval); s.Version != stale.Version {
 		t.Errorf("version while staying stale = %d, want %d", s.Version, stale.Version)
@@ -338,5 +341,34 @@ func TestRegistry_clockSkew(t *testing.T) {
 	r.ObserveTelemetry(env("pi-b", "b1", t0, 1), t0+1000)
 	if d := r.Snapshot(t0 + 2000).Devices[1]; d.ClockSkewMS == nil || *d.ClockSkewMS != 0 {
 		t.Errorf("clock skew of a synced device = %v, want 0", d.ClockSkewMS)
+	}
+}
+
+func TestRegistry_Summary(t *testing.T) {
+	r := hub.NewRegistry(nil)
+	for i, dev := range []string{"pi-a", "pi-b", "pi-c"} {
+		e := env(dev, "b1", t0, uint64(10*(i+1))) // cpu.percent 10, 20, 30
+		e.Tags = map[string]string{"site": []string{"lab", "lab", "home"}[i]}
+		r.ObserveStatus(dev, onlineStatus(60_000), t0)
+		r.ObserveTelemetry(e, t0+1000)
+	}
+	now := t0 + 30_000 // all three stamped t0+10..30 s: fresh
+	sum := r.Summary(now, 2)
+	cpu := sum.Metrics["cpu.percent"]
+	if sum.Online != 3 || cpu.Count != 3 || cpu.Avg != 20 || cpu.P50 != 20 || cpu.MaxDevice != "pi-c" || len(cpu.Top) != 2 || cpu.Top[1].Device != "pi-b" {
+		t.Errorf("Summary = %+v, cpu %+v; want 3 online, avg 20, p50 20, max pi-c, top pi-c, pi-b", sum, cpu)
+	}
+	by := r.SummaryBy(now, "site", 5)
+	if lab := by["lab"].Metrics["cpu.percent"]; by["lab"].Total != 2 || lab.Avg != 15 || by["home"].Total != 1 {
+		t.Errorf("SummaryBy(site) = %+v, want lab: 2 devices avg 15, home: 1", by)
+	}
+	// A device that goes offline leaves the aggregates at once.
+	r.ObserveStatus("pi-c", telemetry.Offline(telemetry.ReasonLost), now)
+	if cpu := r.Summary(now, 5).Metrics["cpu.percent"]; cpu.Count != 2 || cpu.Max != 20 {
+		t.Errorf("after pi-c went offline: cpu %+v, want pi-a and pi-b only", cpu)
+	}
+	r.SetHeadline([]string{"mem.used_percent"})
+	if m := r.Snapshot(now).Summary.Metrics; len(m) != 0 {
+		t.Errorf("snapshot metrics with a headline nobody reports = %v, want none", m)
 	}
 }

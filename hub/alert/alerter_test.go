@@ -15,7 +15,7 @@ import (
 
 // sink collects what the alerter hands out.
 type sink struct {
-	mu                           sync.Mutex
+	mu                            sync.Mutex
 	recorded, published, notified []hub.Alert
 	events                        []hub.DeviceEvent
 }

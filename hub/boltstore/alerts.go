@@ -122,8 +122,8 @@ func (s *Store) DeviceEvents(device string, from, to int64, limit int) ([]hub.De
 			return nil
 		}
 		c := db.Cursor()
-		k, v := c.Seek(u64Key(uint64(to) + 1))
-		if k == nil {
+		var k, v []byte
+		if k, _ = c.Seek(u64Key(uint64(to) + 1)); k == nil {
 			k, v = c.Last()
 		} else {
 			k, v = c.Prev()
@@ -192,4 +192,3 @@ func (s *Store) expireRecords(tx *bolt.Tx, floor int64) error {
 		return nil
 	})
 }
-

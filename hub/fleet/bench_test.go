@@ -5,8 +5,8 @@ import (
 	"testing"
 )
 
-// BenchmarkSummarize counts a 10,000-device fleet by state.
-func BenchmarkSummarize(b *testing.B) {
+// BenchmarkCount counts a 10,000-device fleet by state.
+func BenchmarkCount(b *testing.B) {
 	devs := make([]Device, 10_000)
 	states := []string{Online, Stale, Offline}
 	for i := range devs {
@@ -14,7 +14,7 @@ func BenchmarkSummarize(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if s := Summarize(devs); s.Total != len(devs) {
+		if s := Count(devs); s.Total != len(devs) {
 			b.Fatalf("Total=%d, want %d", s.Total, len(devs))
 		}
 	}

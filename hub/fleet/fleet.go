@@ -38,13 +38,19 @@ type Device struct {
 	ClockSkewMS *int64 `json:"clock_skew_ms,omitempty"`
 }
 
-// Summary counts devices by state.
+// Summary counts devices by state and aggregates metrics over the online
+// ones. In a snapshot Metrics holds the headline metrics only (they go to
+// every browser each second); the summary endpoint has them all.
 type Summary struct {
-	Total   int `json:"total"`
-	Online  int `json:"online"`
-	Offline int `json:"offline"`
-	Stale   int `json:"stale"`
+	Total   int                    `json:"total"`
+	Online  int                    `json:"online"`
+	Offline int                    `json:"offline"`
+	Stale   int                    `json:"stale"`
+	Metrics map[string]MetricStats `json:"metrics"`
 }
+
+// DefaultHeadline are the metrics a snapshot's summary carries.
+var DefaultHeadline = []string{"cpu.percent", "mem.used_percent", "disk.root.used_percent", "temp.soc", "load.1"}
 
 // Snapshot is the fleet at one version, as GET /api/v1/fleet returns it.
 // Full is true when Devices holds every device; the live broadcast sends
@@ -93,9 +99,23 @@ func State(p Presence, now int64) (state, reason string) {
 	return Online, ""
 }
 
-// Summarize counts devs by state.
-func Summarize(devs []Device) Summary {
-	s := Summary{Total: len(devs)}
+// Summarize counts devs by state and aggregates the metrics of the online
+// ones from scratch (topN per metric).
+func Summarize(devs []Device, topN int) Summary {
+	s := Count(devs)
+	values := make(map[string]telemetry.Metrics, s.Online)
+	for _, d := range devs {
+		if d.State == Online {
+			values[d.ID] = d.Metrics
+		}
+	}
+	s.Metrics = Aggregate(values, topN)
+	return s
+}
+
+// Count counts devs by state; Metrics is empty.
+func Count(devs []Device) Summary {
+	s := Summary{Total: len(devs), Metrics: map[string]MetricStats{}}
 	for _, d := range devs {
 		switch d.State {
 		case Online:

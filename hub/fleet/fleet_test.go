@@ -73,16 +73,16 @@ func TestState(t *testing.T) {
 	}
 }
 
-func TestSummarize(t *testing.T) {
+func TestCount(t *testing.T) {
 	tests := []struct {
-		name   string
-		states []string
-		want   Summary
+		name                          string
+		states                        []string
+		total, online, stale, offline int
 	}{
-		{"empty", nil, Summary{}},
-		{"one of each", []string{Online, Stale, Offline}, Summary{Total: 3, Online: 1, Stale: 1, Offline: 1}},
-		{"all online", []string{Online, Online}, Summary{Total: 2, Online: 2}},
-		{"unknown state counts as offline", []string{"", "weird", Stale}, Summary{Total: 3, Stale: 1, Offline: 2}},
+		{"empty", nil, 0, 0, 0, 0},
+		{"one of each", []string{Online, Stale, Offline}, 3, 1, 1, 1},
+		{"all online", []string{Online, Online}, 2, 2, 0, 0},
+		{"unknown state counts as offline", []string{"", "weird", Stale}, 3, 0, 1, 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,10 +90,24 @@ func TestSummarize(t *testing.T) {
 			for i, s := range tt.states {
 				devs[i] = Device{ID: string(rune('a' + i)), State: s}
 			}
-			if got := Summarize(devs); got != tt.want {
-				t.Errorf("Summarize(%v) = %+v, want %+v", tt.states, got, tt.want)
+			got := Count(devs)
+			if got.Total != tt.total || got.Online != tt.online || got.Stale != tt.stale || got.Offline != tt.offline || len(got.Metrics) != 0 {
+				t.Errorf("Count(%v) = %+v, want total %d online %d stale %d offline %d", tt.states, got, tt.total, tt.online, tt.stale, tt.offline)
 			}
 		})
+	}
+}
+
+func TestSummarize(t *testing.T) {
+	devs := []Device{
+		{ID: "a", State: Online, Metrics: telemetry.Metrics{"cpu.percent": 10}},
+		{ID: "b", State: Online, Metrics: telemetry.Metrics{"cpu.percent": 30}},
+		{ID: "c", State: Offline, Metrics: telemetry.Metrics{"cpu.percent": 99}}, // not online: not aggregated
+	}
+	s := Summarize(devs, 1)
+	cpu := s.Metrics["cpu.percent"]
+	if s.Total != 3 || s.Online != 2 || cpu.Count != 2 || cpu.Avg != 20 || cpu.MaxDevice != "b" || len(cpu.Top) != 1 {
+		t.Errorf("Summarize = %+v (cpu %+v), want 3 devices, cpu over a and b only: avg 20, max b, top 1", s, cpu)
 	}
 }
 

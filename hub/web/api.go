@@ -12,6 +12,7 @@ import (
 
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 	"github.com/fleetwatch/fleetwatch/hub"
+	"github.com/fleetwatch/fleetwatch/hub/fleet"
 )
 
 func (s *Server) handleFleet(w http.ResponseWriter, r *http.Request) {
@@ -163,4 +164,53 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 
 func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+// maxTop bounds ?top= of the summary.
+const maxTop = 50
+
+// handleSummary is GET /api/v1/fleet/summary?group=<tag>&top=N: counts by
+// state and, over the online devices, every metric's avg, min, max, p50,
+// p95 and top N; with group, one such summary per value of that tag.
+func (s *Server) handleSummary(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	top := fleet.DefaultTopN
+	if v := q.Get("top"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > maxTop {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("top %q: want 0 to %d", truncate(v, 20), maxTop))
+			return
+		}
+		top = n
+	}
+	now := s.Now().UnixMilli()
+	group := q.Get("group")
+	if group == "" {
+		writeJSON(w, http.StatusOK, struct {
+			TS      int64         `json:"ts"`
+			Summary fleet.Summary `json:"summary"`
+		}{now, s.Registry.Summary(now, top)})
+		return
+	}
+	if !validTagKey(group) {
+		writeError(w, http.StatusBadRequest, "group "+strconvQuote(group)+": want a tag key like site ([a-z0-9_], at most 64 bytes)")
+		return
+	}
+	writeJSON(w, http.StatusOK, struct {
+		TS     int64                    `json:"ts"`
+		Group  string                   `json:"group"`
+		Groups map[string]fleet.Summary `json:"groups"`
+	}{now, group, s.Registry.SummaryBy(now, group, top)})
+}
+
+func validTagKey(k string) bool {
+	if k == "" || len(k) > telemetry.MaxTagKey {
+		return false
+	}
+	for _, c := range k {
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
 }

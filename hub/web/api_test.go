@@ -35,7 +35,7 @@ func TestServer_fleet(t *testing.T) {
 		Version *uint64                      `json:"version"`
 		TS      *int64                       `json:"ts"`
 		Devices []map[string]json.RawMessage `json:"devices"`
-		Summary map[string]int               `json:"summary"`
+		Summary map[string]json.RawMessage   `json:"summary"`
 	}
 	if err := json.Unmarshal(body, &raw); err != nil {
 		t.Fatalf("fleet body %s: %v", body, err)
@@ -50,7 +50,7 @@ func TestServer_fleet(t *testing.T) {
 			}
 		}
 	}
-	for _, k := range []string{"total", "online", "offline", "stale"} {
+	for _, k := range []string{"total", "online", "offline", "stale", "metrics"} {
 		if _, ok := raw.Summary[k]; !ok {
 			t.Errorf("summary %v lacks %q", raw.Summary, k)
 		}
@@ -70,8 +70,8 @@ func TestServer_fleet(t *testing.T) {
 	if b.ID != "pi-b" || b.State != fleet.Offline || b.Reason != telemetry.ReasonLost {
 		t.Errorf("pi-b = %+v, want offline (lost)", b)
 	}
-	if want := (fleet.Summary{Total: 2, Online: 1, Offline: 1}); snap.Summary != want {
-		t.Errorf("summary = %+v, want %+v", snap.Summary, want)
+	if sum := snap.Summary; sum.Total != 2 || sum.Online != 1 || sum.Offline != 1 || sum.Metrics["cpu.percent"].Max != 2 {
+		t.Errorf("summary = %+v, want 2 devices, 1 online, 1 offline, cpu.percent max 2", sum)
 	}
 
 	t.Run("If-None-Match", func(t *testing.T) {
@@ -314,5 +314,49 @@ func TestServer_historyBucketsRealStore(t *testing.T) {
 	}
 	if other := h.Series[1]; other.Metric != "nope.none" || len(other.Points) != 0 {
 		t.Errorf("unknown metric = %+v, want no points", other)
+	}
+}
+
+func TestServer_summary(t *testing.T) {
+	f := newFixture(t)
+	for i, dev := range []string{"pi-a", "pi-b", "pi-c"} {
+		f.status(t, dev, online())
+		e := fmt.Sprintf(`{"v":1,"device":%q,"boot":"b1","readings":[{"seq":1,"ts":%d,"metrics":{"cpu.percent":%d}}],"tags":{"site":%q}}`,
+			dev, f.now.Load()-1000, 10*(i+1), []string{"lab", "lab", "home"}[i])
+		f.handle(t, topics.Telemetry(dev), []byte(e))
+	}
+	var all struct {
+		Summary fleet.Summary
+	}
+	resp, body := f.get(t, "/api/v1/fleet/summary?top=2")
+	wantStatus(t, resp, body, http.StatusOK)
+	if err := json.Unmarshal(body, &all); err != nil {
+		t.Fatal(err)
+	}
+	cpu := all.Summary.Metrics["cpu.percent"]
+	if all.Summary.Online != 3 || cpu.Avg != 20 || cpu.P95 != 30 || cpu.MinDevice != "pi-a" || len(cpu.Top) != 2 {
+		t.Errorf("summary = %s, want 3 online, cpu avg 20, p95 30, min pi-a, top 2", body)
+	}
+	var grouped struct {
+		Group  string
+		Groups map[string]fleet.Summary
+	}
+	resp, body = f.get(t, "/api/v1/fleet/summary?group=site")
+	wantStatus(t, resp, body, http.StatusOK)
+	if err := json.Unmarshal(body, &grouped); err != nil {
+		t.Fatal(err)
+	}
+	if grouped.Group != "site" || grouped.Groups["lab"].Metrics["cpu.percent"].Avg != 15 || grouped.Groups["home"].Online != 1 {
+		t.Errorf("grouped = %s, want lab avg 15 and home with one device", body)
+	}
+	// The fleet snapshot carries the headline metrics.
+	resp, body = f.get(t, "/api/v1/fleet")
+	wantStatus(t, resp, body, http.StatusOK)
+	if !strings.Contains(string(body), `"metrics":{"cpu.percent":{"count":3`) {
+		t.Errorf("fleet snapshot %s lacks the cpu.percent aggregate", body)
+	}
+	for _, path := range []string{"/api/v1/fleet/summary?top=-1", "/api/v1/fleet/summary?top=51", "/api/v1/fleet/summary?group=Site!"} {
+		resp, body := f.get(t, path)
+		wantJSONError(t, resp, body, http.StatusBadRequest)
 	}
 }

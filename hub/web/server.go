@@ -38,15 +38,15 @@ type History interface {
 
 // Server serves the API, live transports and dashboard.
 type Server struct {
-	Addr      string
-	Registry  *hub.Registry
-	History   History
-	Feed      *hub.Feed
-	Stats     *hub.Stats
+	Addr     string
+	Registry *hub.Registry
+	History  History
+	Feed     *hub.Feed
+	Stats    *hub.Stats
 	// Alerts and Records serve the alert and timeline endpoints; nil
 	// answers 503 there.
-	Alerts  AlertSource
-	Records Records
+	Alerts    AlertSource
+	Records   Records
 	Dashboard http.Handler
 	// Ready reports whether the store is open and the broker subscription
 	// is live; /healthz answers 503 otherwise.
@@ -119,6 +119,7 @@ func (s *Server) Open() error {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /api/v1/fleet", s.handleFleet)
+	mux.HandleFunc("GET /api/v1/fleet/summary", s.handleSummary)
 	mux.HandleFunc("GET /api/v1/devices/{id}", s.handleDevice)
 	mux.HandleFunc("GET /api/v1/devices/{id}/history", s.handleHistory)
 	mux.HandleFunc("GET /api/v1/devices/{id}/completeness", s.handleCompleteness)

@@ -272,4 +272,3 @@ func waitState(t *testing.T, base, device, state, reason string) {
 		return nil
 	})
 }
-

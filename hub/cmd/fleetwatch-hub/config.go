@@ -15,6 +15,7 @@ import (
 	"github.com/fleetwatch/fleetwatch/agent/telemetry"
 	"github.com/fleetwatch/fleetwatch/hub/alert"
 	"github.com/fleetwatch/fleetwatch/hub/boltstore"
+	"github.com/fleetwatch/fleetwatch/hub/fleet"
 	"github.com/fleetwatch/fleetwatch/hub/web"
 )
 
@@ -31,6 +32,7 @@ type Config struct {
 	MQTTPassword   string        `yaml:"mqtt_password"`
 	CommitInterval time.Duration `yaml:"commit_interval"`
 	FleetInterval  time.Duration `yaml:"fleet_interval"`
+	SummaryMetrics []string      `yaml:"summary_metrics"`
 	Heartbeat      time.Duration `yaml:"sse_heartbeat"`
 	AllowedOrigins []string      `yaml:"allowed_origins"`
 	MaxConns       int           `yaml:"max_connections"`
@@ -96,6 +98,7 @@ func DefaultConfig() Config {
 		ClientID:       "fleetwatch-hub",
 		CommitInterval: 500 * time.Millisecond,
 		FleetInterval:  time.Second,
+		SummaryMetrics: fleet.DefaultHeadline,
 		MaxConns:       web.DefaultMaxConns,
 		MaxConnsPerIP:  web.DefaultMaxConnsPerIP,
 		Heartbeat:      15 * time.Second,
@@ -237,6 +240,14 @@ func (c *Config) Validate() error {
 	}
 	if c.FleetInterval <= 0 {
 		return fmt.Errorf("fleet_interval %s: must be positive", c.FleetInterval)
+	}
+	for _, m := range c.SummaryMetrics {
+		if !telemetry.ValidMetricName(m) {
+			return fmt.Errorf("summary_metrics: %q is not a metric name", m)
+		}
+	}
+	if len(c.SummaryMetrics) > 32 {
+		return fmt.Errorf("summary_metrics: %d metrics, want at most 32 (every browser gets them each second)", len(c.SummaryMetrics))
 	}
 	if c.Heartbeat <= 0 {
 		return fmt.Errorf("sse_heartbeat %s: must be positive", c.Heartbeat)

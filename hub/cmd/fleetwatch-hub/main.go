@@ -65,9 +65,9 @@ type Main struct {
 	Logger *slog.Logger
 	Stderr io.Writer
 
-	Store  *boltstore.Store
-	Broker *mochi.Broker
-	Sub    *mqttsub.Subscriber
+	Store   *boltstore.Store
+	Broker  *mochi.Broker
+	Sub     *mqttsub.Subscriber
 	Web     *web.Server
 	Ingest  *hub.Ingester
 	Alerter *alert.Alerter
@@ -112,6 +112,7 @@ func (m *Main) Run(ctx context.Context) (err error) {
 		return err
 	}
 	registry := hub.NewRegistry(recs)
+	registry.SetHeadline(c.SummaryMetrics)
 	feed := hub.NewFeed(hub.FeedOptions{})
 
 	brokerURL := c.Broker
