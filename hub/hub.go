@@ -26,6 +26,9 @@ type DeviceRecord struct {
 	Boot     string            `json:"boot,omitempty"`
 	Seq      uint64            `json:"seq,omitempty"`
 	Metrics  telemetry.Metrics `json:"metrics,omitempty"`
+	// RebootedAt is when the hub last saw its host boot again (a new host
+	// boot time in an online status), Unix ms.
+	RebootedAt int64 `json:"rebooted_at,omitempty"`
 }
 
 // Batch is what the writer commits in one transaction.

@@ -99,6 +99,8 @@ func (r *Registry) ObserveStatus(device string, st telemetry.Status, now int64) 
 	if st.State == telemetry.StateOnline {
 		if prev := d.Status.HostBoot; prev != 0 && st.HostBoot != 0 && st.HostBoot != prev {
 			r.note(DeviceEvent{Device: device, TS: now, Type: EventTypeReboot, HostBoot: st.HostBoot})
+			d.RebootedAt = now
+			r.moved[device] = true
 		}
 		d.Status = st
 		d.OnlineAt = now
@@ -167,7 +169,7 @@ func (r *Registry) snapshot(now int64) *fleet.Snapshot {
 		if metrics == nil {
 			metrics = telemetry.Metrics{}
 		}
-		dev := fleet.Device{ID: d.ID, State: state, Reason: reason, LastSeen: d.LastSeen, Metrics: metrics, Tags: tags}
+		dev := fleet.Device{ID: d.ID, State: state, Reason: reason, LastSeen: d.LastSeen, Metrics: metrics, Tags: tags, RebootedAt: d.RebootedAt}
 		if sk, ok := r.skew[d.ID]; ok {
 			dev.ClockSkewMS = &sk
 		}

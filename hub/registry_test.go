@@ -329,6 +329,9 @@ func TestRegistry_TakeEvents(t *testing.T) {
 	if again := r.TakeEvents(); len(again) != 0 {
 		t.Errorf("second TakeEvents = %+v, want none", again)
 	}
+	if d := r.Snapshot(t0 + 12_000).Devices[0]; d.RebootedAt != t0+12_000 {
+		t.Errorf("rebooted_at = %d, want %d: the fleet view marks the reboot", d.RebootedAt, t0+12_000)
+	}
 }
 
 func TestRegistry_clockSkew(t *testing.T) {

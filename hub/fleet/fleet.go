@@ -36,6 +36,9 @@ type Device struct {
 	// (negative: behind) at its newest reading; absent until one arrived
 	// in this hub's run.
 	ClockSkewMS *int64 `json:"clock_skew_ms,omitempty"`
+	// RebootedAt is when its host last booted again while the hub
+	// watched, Unix ms: the dashboard's "rebooted" marker.
+	RebootedAt int64 `json:"rebooted_at,omitempty"`
 }
 
 // Summary counts devices by state and aggregates metrics over the online
