@@ -5,12 +5,12 @@ LDFLAGS := -s -w -X main.Version=$(VERSION)
 GO      ?= go
 BINS    := ./agent/cmd/fleetwatch-agent ./hub/cmd/fleetwatch-hub ./agent/cmd/fleetwatch-sim
 
-.PHONY: all build run test deps vet race arm check-deps test-js fuzz bench bench-smoke bench-go bench-store benchstat dist clean
+.PHONY: all build run test deps vet race arm check-deps test-js assets screenshots fuzz bench bench-smoke bench-go bench-store benchstat dist clean
 
 all: build
 
 ## build: bin/fleetwatch-agent, bin/fleetwatch-hub, bin/fleetwatch-sim
-build:
+build: assets
 	@mkdir -p bin
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "$(LDFLAGS)" -o bin/ $(BINS)
 
@@ -25,11 +25,24 @@ test: deps vet race arm check-deps test-js bench-smoke
 deps:
 	@./scripts/deps.sh
 
-vet:
+## assets: the dashboard's npm dependencies (uPlot, pinned in
+## dashboard/package-lock.json) copied into the embedded files; never
+## committed (dashboard/static/vendor is ignored)
+VENDOR := dashboard/static/vendor
+assets: $(VENDOR)/uPlot.esm.js $(VENDOR)/uPlot.min.css
+dashboard/node_modules/uplot/dist/uPlot.esm.js: dashboard/package-lock.json
+	@./scripts/deps.sh npm
+	cd dashboard && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+$(VENDOR)/%: dashboard/node_modules/uplot/dist/uPlot.esm.js
+	@mkdir -p $(VENDOR)
+	cp dashboard/node_modules/uplot/dist/$* $@
+
+vet: assets
 	$(GO) vet ./...
 
-race:
-	FLEETWATCH_REQUIRE_MOSQUITTO=1 $(GO) test -race -count=1 -timeout 10m ./...
+race: assets
+	FLEETWATCH_REQUIRE_MOSQUITTO=1 FLEETWATCH_REQUIRE_ASSETS=1 FLEETWATCH_REQUIRE_CHROMIUM=1 $(GO) test -race -count=1 -timeout 10m ./...
 
 ## arm: the agent must build for 32-bit ARMv6 (Raspberry Pi Zero/1)
 arm:
@@ -40,8 +53,14 @@ arm:
 check-deps:
 	@./scripts/check-deps.sh
 
-test-js:
+test-js: assets
 	cd dashboard && node --test test/
+
+## screenshots: the browser test's screenshots of the dashboard (overview and
+## device page, desktop and phone) into dashboard/screenshots, as the README shows
+screenshots: assets
+	@./scripts/deps.sh
+	FLEETWATCH_REQUIRE_CHROMIUM=1 FLEETWATCH_SCREENSHOTS=$(CURDIR)/dashboard/screenshots $(GO) test -count=1 -run TestDashboard_Browser ./hub/cmd/fleetwatch-hub/
 
 ## fuzz: run each decoder fuzzer for FUZZTIME (default 30s)
 FUZZTIME ?= 30s
@@ -85,7 +104,7 @@ bench-store:
 		-args -pi.hours 216 -pi.devices 10 -pi.commit 10s
 
 ## dist: static stripped binaries, .debs and agent tarballs for linux armv6/armv7/arm64/amd64 in dist/
-dist:
+dist: assets
 	VERSION=$(VERSION) GO=$(GO) ./scripts/dist.sh
 
 clean:

@@ -4,9 +4,11 @@
 // the fleet over the hub's WebSocket at /ws; both are served by the hub, not
 // by this package.
 //
-// The JavaScript is plain ES modules with no build step and no third-party
-// code, so the embedded files are exactly what the browser runs and the
-// dashboard works offline.
+// The JavaScript is plain ES modules with no build step, so the embedded
+// files are exactly what the browser runs and the dashboard works offline.
+// The one third-party file, uPlot, is pinned in package-lock.json and copied
+// into static/vendor by make assets before the Go build; it is never
+// committed.
 package dashboard
 
 import (

@@ -5,6 +5,7 @@ import (
 	"io/fs"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -187,5 +188,28 @@ func TestEmbeddedFilesAreStatic(t *testing.T) {
 		if _, err := fs.Stat(FS, name); err != nil {
 			t.Errorf("missing %s: %v", name, err)
 		}
+	}
+}
+
+// TestEmbeddedVendor: the charting library comes from npm at build time
+// (make assets), never from the repository. make test requires it
+// (FLEETWATCH_REQUIRE_ASSETS=1); a bare go test of a fresh clone skips.
+func TestEmbeddedVendor(t *testing.T) {
+	for _, name := range []string{"vendor/uPlot.esm.js", "vendor/uPlot.min.css"} {
+		info, err := fs.Stat(FS, name)
+		if err != nil {
+			if os.Getenv("FLEETWATCH_REQUIRE_ASSETS") != "" {
+				t.Fatalf("%s is not embedded: run make assets (npm ci + copy) before building: %v", name, err)
+			}
+			t.Skipf("%s not built: run make assets", name)
+		}
+		if info.Size() < 1000 {
+			t.Errorf("%s is %d bytes, want the library", name, info.Size())
+		}
+	}
+	h := newHandler(t, FS)
+	rec := do(h, http.MethodGet, "/vendor/uPlot.esm.js", nil)
+	if rec.Code != http.StatusOK || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/javascript") {
+		t.Errorf("GET /vendor/uPlot.esm.js = %d %q, want 200 text/javascript", rec.Code, rec.Header().Get("Content-Type"))
 	}
 }

@@ -1,16 +1,26 @@
 #!/usr/bin/env bash
 # deps.sh installs what `make test` and `make run` need beyond Go: the
 # mosquitto broker (tests spawn a real one), nginx (a test runs one in
-# front of the hub with configs/nginx.conf) and Node.js (dashboard unit
-# tests). As root with apt-get it installs what is missing; otherwise it
+# front of the hub with configs/nginx.conf), Node.js and npm (the
+# dashboard's unit tests and its pinned npm dependencies) and Chromium
+# (the dashboard's browser tests). As root with apt-get it installs what is missing; otherwise it
 # fails with the command to run.
 set -euo pipefail
 
+# With "npm" as its argument it sees only to Node.js and npm, which
+# building the dashboard needs (make build, make run).
 need_pkgs=()
+if [ "${1:-}" = npm ]; then
+	command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
+	command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
+else
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need_pkgs+=(mosquitto)
 command -v mosquitto_sub >/dev/null 2>&1 || need_pkgs+=(mosquitto-clients)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx)
 command -v node >/dev/null 2>&1 || need_pkgs+=(nodejs)
+command -v npm >/dev/null 2>&1 || need_pkgs+=(npm)
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || need_pkgs+=(chromium)
+fi
 
 if [ ${#need_pkgs[@]} -eq 0 ]; then
 	exit 0
