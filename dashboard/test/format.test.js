@@ -21,11 +21,11 @@ test('missing values', () => {
 
 test('percent', () => {
   table(percent, [
-    [0, '0.0%'],
-    [12.5, '12.5%'],
-    [99.96, '100.0%'],
-    [3.14159, '3.1%'],
-    [100, '100.0%'],
+    [0, '0.0 %'],
+    [12.5, '12.5 %'],
+    [99.96, '100.0 %'],
+    [3.14159, '3.1 %'],
+    [100, '100.0 %'],
   ]);
 });
 
@@ -93,5 +93,40 @@ test('relativeTime', () => {
     [[now - 60_000, now], '1m ago'],
     [[now - 2 * 3600_000 - 1, now], '2h ago'],
     [[now - 3 * 86400_000, now], '3d ago'],
+  ]);
+});
+
+test('rate, durationMs and metric-aware formatting', async () => {
+  const { rate, durationMs, formatMetric, metricLabel, metricUnit } = await import('../static/js/format.js');
+  table(rate, [
+    [1536, '1.5 KiB/s'],
+    [0, '0 B/s'],
+  ]);
+  table(durationMs, [
+    [450, '450 ms'],
+    [-45, '-45 ms'],
+    [302_000, '5m 2s'],
+  ]);
+  table(metricUnit, [
+    ['cpu.percent', 'percent'],
+    ['mem.used_percent', 'percent'],
+    ['temp.soc', 'celsius'],
+    ['net.eth0.rx_bytes_per_s', 'rate'],
+    ['mem.total_bytes', 'bytes'],
+    ['host.uptime_s', 'seconds'],
+    ['load.1', 'number'],
+  ]);
+  table(formatMetric, [
+    [['cpu.percent', 12.5], '12.5 %'],
+    [['temp.soc', 48.31], '48.3 °C'],
+    [['net.eth0.tx_bytes_per_s', 2048], '2 KiB/s'],
+    [['host.uptime_s', 90_061], '1d 1h'],
+    [['load.1', 0.456], '0.46'],
+    [['cpu.percent', undefined], MISSING],
+  ]);
+  table(metricLabel, [
+    ['cpu.percent', 'CPU'],
+    ['net.wlan0.rx_bytes_per_s', 'wlan0 receive'],
+    ['custom.thing', 'custom.thing'],
   ]);
 });

@@ -179,7 +179,10 @@ func run(ctx context.Context, o options) error {
 			V: telemetry.Version, State: telemetry.StateOnline, Boot: a.Boot,
 			AgentVersion: "sim", Hostname: id, OS: "linux", Platform: "raspbian", Arch: "aarch64",
 			Model: models[i%len(models)], IntervalMS: o.interval.Milliseconds(),
-			Started: started.UnixMilli(), HostBoot: started.Add(-time.Duration(rng.IntN(86400*30)) * time.Second).UnixMilli(),
+			// A host's boot time stays put when its agent restarts: from the
+			// seed and the day, so a second sim run (a replay, then live)
+			// is the same hosts, not a fleet that just rebooted.
+			Started: started.UnixMilli(), HostBoot: started.Truncate(24 * time.Hour).Add(-time.Duration(rng.IntN(86400*30)) * time.Second).UnixMilli(),
 		}
 		var pub agent.Publisher
 		if o.conns > 0 {

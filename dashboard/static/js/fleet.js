@@ -11,6 +11,8 @@
  * @property {number} [last_seen] Unix milliseconds
  * @property {Record<string, number>} metrics latest value per metric name
  * @property {Record<string, string>} tags
+ * @property {number} [rebooted_at] Unix ms of the last reboot the hub saw
+ * @property {number} [clock_skew_ms] device clock minus hub clock
  * @typedef {object} Summary
  * @property {number} total
  * @property {number} online
@@ -56,6 +58,8 @@ export function normalizeDevice(raw) {
   const d = { id: raw.id, state, metrics, tags };
   if (state === 'offline' && typeof raw.reason === 'string' && raw.reason) d.reason = raw.reason;
   if (isNum(raw.last_seen)) d.last_seen = raw.last_seen;
+  if (isNum(raw.rebooted_at) && raw.rebooted_at > 0) d.rebooted_at = raw.rebooted_at;
+  if (isNum(raw.clock_skew_ms)) d.clock_skew_ms = raw.clock_skew_ms;
   return d;
 }
 

@@ -41,11 +41,11 @@ export function number(v, digits = 2) {
 /**
  * A percentage with one decimal.
  * @param {unknown} v percent, 0–100
- * @returns {string} e.g. "12.5%"
+ * @returns {string} e.g. "12.5 %" (spaced like "48.3 °C", the SI style)
  */
 export function percent(v) {
   if (!finite(v)) return MISSING;
-  return `${v.toFixed(1)}%`;
+  return `${v.toFixed(1)} %`;
 }
 
 /**
@@ -140,4 +140,84 @@ export function relativeTime(ts, now) {
   if (s < 3600) return `${Math.floor(s / 60)}m ago`;
   if (s < 86400) return `${Math.floor(s / 3600)}h ago`;
   return `${Math.floor(s / 86400)}d ago`;
+}
+
+/**
+ * A byte rate with binary prefixes.
+ * @param {unknown} v bytes per second
+ * @returns {string} e.g. "1.5 KiB/s"
+ */
+export function rate(v) {
+  if (!finite(v)) return MISSING;
+  return `${bytes(v)}/s`;
+}
+
+/**
+ * A duration given in milliseconds; sub-second ones in ms.
+ * @param {unknown} ms
+ * @returns {string} e.g. "450 ms", "5m 2s"
+ */
+export function durationMs(ms) {
+  if (!finite(ms)) return MISSING;
+  if (Math.abs(ms) < 1000) return `${Math.round(ms)} ms`;
+  return duration(ms / 1000);
+}
+
+/**
+ * What kind of unit a metric carries, from its name (the agent's naming
+ * convention: *_percent, *_bytes, *_bytes_per_s, *_s, temp.*).
+ * @param {string} name
+ * @returns {'percent'|'celsius'|'rate'|'bytes'|'seconds'|'number'}
+ */
+export function metricUnit(name) {
+  if (name.endsWith('percent')) return 'percent';
+  if (name.startsWith('temp.')) return 'celsius';
+  if (name.endsWith('_per_s')) return 'rate';
+  if (name.endsWith('_bytes')) return 'bytes';
+  if (name.endsWith('_s')) return 'seconds';
+  return 'number';
+}
+
+const FORMATTERS = {
+  percent,
+  celsius,
+  rate,
+  bytes,
+  seconds: duration,
+  number: (/** @type {unknown} */ v) => number(v, 2),
+};
+
+/**
+ * A metric's value with the unit its name implies.
+ * @param {string} name
+ * @param {unknown} v
+ * @returns {string}
+ */
+export function formatMetric(name, v) {
+  return FORMATTERS[metricUnit(name)](v);
+}
+
+const LABELS = {
+  'cpu.percent': 'CPU',
+  'mem.used_percent': 'Memory used',
+  'temp.soc': 'SoC temperature',
+  'load.1': 'Load (1 min)',
+  'load.5': 'Load (5 min)',
+  'load.15': 'Load (15 min)',
+  'disk.root.used_percent': 'Disk / used',
+  'host.uptime_s': 'Uptime',
+  'mem.total_bytes': 'Memory total',
+};
+
+/**
+ * A person-readable name for a metric; unknown ones keep their own name.
+ * @param {string} name
+ * @returns {string} e.g. "CPU", "eth0 receive"
+ */
+export function metricLabel(name) {
+  const known = /** @type {Record<string, string>} */ (LABELS)[name];
+  if (known) return known;
+  const net = /^net\.(.+)\.(rx|tx)_bytes_per_s$/.exec(name);
+  if (net) return `${net[1]} ${net[2] === 'rx' ? 'receive' : 'transmit'}`;
+  return name;
 }

@@ -42,7 +42,8 @@ func TestMain(m *testing.M) {
 	if !testing.Short() {
 		cmd := exec.Command("go", "build", "-o", dir+"/",
 			"github.com/fleetwatch/fleetwatch/hub/cmd/fleetwatch-hub",
-			"github.com/fleetwatch/fleetwatch/agent/cmd/fleetwatch-agent")
+			"github.com/fleetwatch/fleetwatch/agent/cmd/fleetwatch-agent",
+			"github.com/fleetwatch/fleetwatch/agent/cmd/fleetwatch-sim")
 		cmd.Stderr = os.Stderr
 		bins.err = cmd.Run()
 	}
