@@ -92,9 +92,17 @@ func (l *tcpListener) Serve(establish listeners.EstablishFn) {
 	}
 }
 
-// Close stops accepting, asks mochi to disconnect this listener's clients,
-// and force-closes whatever connections remain after closeGrace.
-func (l *tcpListener) Close(closeClients listeners.CloseFn) {
+// Close stops accepting and closes this listener's connections; mochi
+// then ends each session (publishing Last Wills) as its read fails.
+//
+// It does not call mochi's closeClients: that reads the client list with
+// Clients.GetByListener, which takes the list's read lock twice (it calls
+// Len inside). A client disconnecting at that moment queues for the write
+// lock between the two, and the second read lock waits behind it forever:
+// mochi's Close then never returns (seen once in make test, a 10-minute
+// hang). For MQTT 3.1.1 clients, which is what agents and the hub speak,
+// closing the connection is all closeClients would have done.
+func (l *tcpListener) Close(_ listeners.CloseFn) {
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -104,17 +112,6 @@ func (l *tcpListener) Close(closeClients listeners.CloseFn) {
 	l.mu.Unlock()
 
 	_ = l.ln.Close()
-
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		closeClients(l.ID())
-	}()
-	select {
-	case <-done:
-	case <-time.After(closeGrace):
-		l.log.Warn("mqtt clients did not disconnect in time; closing connections", "grace", closeGrace)
-	}
 
 	l.mu.Lock()
 	for c := range l.conns {
