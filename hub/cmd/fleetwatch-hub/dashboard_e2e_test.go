@@ -21,7 +21,7 @@ import (
 // chromiumPath finds Debian's Chromium. make test requires it
 // (FLEETWATCH_REQUIRE_CHROMIUM=1, installed by scripts/deps.sh); a plain
 // go test without it skips.
-func chromiumPath(t *testing.T) string {
+func chromiumPath(t testing.TB) string {
 	t.Helper()
 	for _, name := range []string{"chromium", "chromium-browser"} {
 		if p, err := exec.LookPath(name); err == nil {
@@ -43,7 +43,7 @@ type browser struct {
 	console []chromedp.ConsoleMessage
 }
 
-func newBrowser(t *testing.T) *browser {
+func newBrowser(t testing.TB) *browser {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromiumPath(t)), chromedp.NoSandbox, chromedp.DisableGPU,
@@ -88,7 +88,7 @@ func (b *browser) errors(network bool) []string {
 	return out
 }
 
-func (b *browser) do(t *testing.T, what string, steps ...chromedp.Action[chromedp.Void]) {
+func (b *browser) do(t testing.TB, what string, steps ...chromedp.Action[chromedp.Void]) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 20*time.Second)
 	defer cancel()
@@ -98,7 +98,7 @@ func (b *browser) do(t *testing.T, what string, steps ...chromedp.Action[chromed
 }
 
 // wait polls a JavaScript predicate until it is truthy.
-func (b *browser) wait(t *testing.T, what, js string) {
+func (b *browser) wait(t testing.TB, what, js string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(b.ctx, 25*time.Second)
 	defer cancel()
@@ -107,11 +107,11 @@ func (b *browser) wait(t *testing.T, what, js string) {
 	}
 }
 
-func (b *browser) text(t *testing.T, js string) string {
+func (b *browser) text(t testing.TB, js string) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.ctx, 10*time.Second)
+	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js))
+	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](js, chromedp.EvalAwaitPromise))
 	if err != nil {
 		t.Fatalf("evaluate %s: %v", js, err)
 	}
@@ -121,7 +121,7 @@ func (b *browser) text(t *testing.T, js string) string {
 // screenshot saves the page at width × height (CSS px) as name.png under
 // FLEETWATCH_SCREENSHOTS (make screenshots: dashboard/screenshots), or the
 // test's temp dir.
-func (b *browser) screenshot(t *testing.T, name string, width, height int64, mobile bool) {
+func (b *browser) screenshot(t testing.TB, name string, width, height int64, mobile bool) {
 	t.Helper()
 	dir := os.Getenv("FLEETWATCH_SCREENSHOTS")
 	if dir == "" {
@@ -284,4 +284,70 @@ func TestDashboard_Browser(t *testing.T) {
 			t.Errorf("console after the outage: %s", e)
 		}
 	}
+}
+
+// BenchmarkDashboard_500Devices opens the overview of a 500-device fleet
+// in headless Chromium: the time from navigation to the frame after the
+// first render of the 500 rows,
+// and, over 120 frames of live updates, the 95th percentile frame interval and
+// the long tasks (> 50 ms) the page ran.
+//
+//	go test -run x -bench Dashboard ./hub/cmd/fleetwatch-hub/
+func BenchmarkDashboard_500Devices(b *testing.B) {
+	if _, err := exec.LookPath("chromium"); err != nil {
+		b.Skip("chromium not found")
+	}
+	if _, err := os.Stat("../../../dashboard/static/vendor/uPlot.esm.js"); err != nil {
+		b.Skip("make assets first")
+	}
+	bt := testing.TB(b)
+	broker := mosquittotest.Start(b)
+	httpAddr := freeAddr(b)
+	base := "http://" + httpAddr
+	startProc(bt, "fleetwatch-hub", "--broker", broker.URL(), "--http", httpAddr, "--data", b.TempDir())
+	waitHealthy(bt, base)
+	startProc(bt, "fleetwatch-sim", "--broker", broker.URL(), "--devices", "500", "--conns", "20", "--interval", "1s")
+	eventually(bt, 60*time.Second, "500 devices known", func() error {
+		var f struct{ Devices []any }
+		if _, _, err := getJSON(base+"/api/v1/fleet", &f); err != nil {
+			return err
+		}
+		if len(f.Devices) < 500 {
+			return fmt.Errorf("%d devices", len(f.Devices))
+		}
+		return nil
+	})
+	br := newBrowser(bt)
+	// The page marks the frame after its first fleet render; the rows are
+	// checked too. The first load is cold (a new browser, empty caches,
+	// modules compiled for the first time) and reported on its own.
+	open := func() float64 {
+		br.do(bt, "open", chromedp.Navigate(base+"/"))
+		br.wait(bt, "500 rows", `document.querySelectorAll('#rows tr[data-device]').length >= 500`)
+		ms := br.text(bt, `new Promise(done => { const f = () => { const m = performance.getEntriesByName('fleetwatch:first-fleet-paint')[0]; m ? done(String(m.startTime)) : setTimeout(f, 20) }; f() })`)
+		var v float64
+		fmt.Sscan(ms, &v)
+		return v
+	}
+	cold := open()
+	var paint, frame95, longTasks float64
+	for b.Loop() {
+		paint += open()
+		res := br.text(bt, `new Promise(done => {
+			const gaps = []; let last = performance.now(), long = 0;
+			new PerformanceObserver(l => { long += l.getEntries().length }).observe({type: 'longtask', buffered: false});
+			const tick = now => { gaps.push(now - last); last = now; if (gaps.length < 120) requestAnimationFrame(tick); else {
+				gaps.sort((a, b) => a - b); done(gaps[Math.floor(gaps.length * 0.95)] + ' ' + long) } };
+			requestAnimationFrame(tick);
+		})`)
+		var f95, lt float64
+		fmt.Sscan(res, &f95, &lt)
+		frame95 += f95
+		longTasks += lt
+	}
+	n := float64(b.N)
+	b.ReportMetric(cold, "cold-ms-to-first-paint")
+	b.ReportMetric(paint/n, "ms-to-first-paint")
+	b.ReportMetric(frame95/n, "p95-frame-ms")
+	b.ReportMetric(longTasks/n, "long-tasks/120-frames")
 }
