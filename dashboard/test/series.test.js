@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { countPoints, createRing, historyURL, maxDeltaFor, mergeRows, parseHistory, pushLive, sparkPoints, toUPlot, withGaps } from '../static/js/series.js';
+import { countGaps, countPoints, createRing, historyURL, maxDeltaFor, mergeRows, parseHistory, pushLive, sparkPoints, toUPlot, withGaps } from '../static/js/series.js';
 
 test('parseHistory: raw single metric, bucketed, and series shapes', () => {
   const cases = [
@@ -106,4 +106,19 @@ test('sparkPoints: newest at the right edge, percent scale clamped', () => {
     [[150], '10,1'],
   ];
   for (const [vals, want] of cases) assert.equal(sparkPoints(vals, 10, 10, 3), want, `values ${JSON.stringify(vals)}`);
+});
+
+test('countGaps counts holes between drawn points only', () => {
+  const cases = [
+    { values: [], want: 0 },
+    { values: [1, 2, 3], want: 0 },
+    { values: [null, null, 1, 2, null], want: 0 }, // before the first, after the last: not holes
+    { values: [1, null, 2], want: 1 },
+    { values: [1, null, null, 2, 3, null, 4], want: 2 },
+    { values: [null, 1, undefined, 2], want: 1 },
+  ];
+  for (const { values, want } of cases) {
+    const got = countGaps(values);
+    assert.equal(got, want, `countGaps(${JSON.stringify(values)}) = ${got}, want ${want}`);
+  }
 });

@@ -4,7 +4,7 @@
 
 import uPlot from '../vendor/uPlot.esm.js';
 import { formatMetric, metricLabel, metricUnit } from './format.js';
-import { countPoints } from './series.js';
+import { countGaps, countPoints } from './series.js';
 import { h, setAttr, setText } from './dom.js';
 
 const HEIGHT = 180;
@@ -90,6 +90,8 @@ export function createChart(doc, metric, bands, width, window) {
       u.setData(/** @type {any} */ (data));
       const n = countPoints(data);
       wrap.dataset.points = String(n);
+      // Holes between drawn points: a test checks that a reconnect leaves none.
+      wrap.dataset.gaps = String(countGaps(data[1]));
       wrap.hidden = false;
       setAttr(wrap, 'data-empty', n === 0 ? 'true' : null);
       empty.hidden = n > 0;

@@ -187,6 +187,28 @@ export function toUPlot(rows, bands) {
 }
 
 /**
+ * Holes in a series: runs of nulls between two drawn points (leading and
+ * trailing nulls are not holes).
+ * @param {(number | null | undefined)[]} values
+ * @returns {number}
+ */
+export function countGaps(values) {
+  let gaps = 0;
+  let seen = false;
+  let inGap = false;
+  for (const v of values) {
+    if (v === null || v === undefined) {
+      if (seen) inGap = true;
+      continue;
+    }
+    if (inGap) gaps++;
+    inGap = false;
+    seen = true;
+  }
+  return gaps;
+}
+
+/**
  * @param {(number | null)[][]} data uPlot data
  * @returns {number} non-null values of the main series
  */
