@@ -52,7 +52,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func binary(t *testing.T, name string) string {
+func binary(t testing.TB, name string) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: builds and runs real processes")
@@ -65,7 +65,7 @@ func binary(t *testing.T, name string) string {
 
 // proc is a real fleetwatch process with its output captured.
 type proc struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	cmd  *exec.Cmd
 	mu   sync.Mutex
@@ -73,7 +73,7 @@ type proc struct {
 	done chan struct{}
 }
 
-func startProc(t *testing.T, name string, args ...string) *proc {
+func startProc(t testing.TB, name string, args ...string) *proc {
 	t.Helper()
 	p := &proc{t: t, name: name, done: make(chan struct{})}
 	p.cmd = exec.Command(binary(t, name), args...)
@@ -122,7 +122,7 @@ func (p *proc) signal(sig syscall.Signal) bool {
 	}
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -133,7 +133,7 @@ func freeAddr(t *testing.T) string {
 }
 
 // eventually retries f every 20 ms until it returns nil or timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, f func() error) {
+func eventually(t testing.TB, timeout time.Duration, what string, f func() error) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var err error
@@ -188,7 +188,7 @@ func getJSON(url string, v any) (int, http.Header, error) {
 }
 
 // waitHealthy returns when /healthz first answered 200.
-func waitHealthy(t *testing.T, base string) time.Time {
+func waitHealthy(t testing.TB, base string) time.Time {
 	t.Helper()
 	eventually(t, 15*time.Second, "hub healthy", func() error {
 		code, _, err := getJSON(base+"/healthz", nil)
