@@ -60,8 +60,29 @@ function scheduleRender() {
   frame = requestAnimationFrame(render);
 }
 
+// Readings re-render at most this often. Each device reports about once a
+// second, so 4 renders a second keep every value current; rendering on
+// every frame of a 500-device fleet only burns the main thread.
+const READING_RENDER_MS = 250;
+let lastRender = 0;
+let readingTimer = 0;
+
+function scheduleReadingRender() {
+  if (frame || readingTimer) return;
+  const wait = lastRender + READING_RENDER_MS - performance.now();
+  if (wait <= 0) {
+    scheduleRender();
+    return;
+  }
+  readingTimer = /** @type {any} */ (setTimeout(() => {
+    readingTimer = 0;
+    scheduleRender();
+  }, wait));
+}
+
 function render() {
   frame = 0;
+  lastRender = performance.now();
   const now = Date.now();
   const hubNow = now + model.hubOffset;
   model.toasts = updateToasts(model.toasts, null, now);
@@ -211,9 +232,18 @@ function onEvent(msg) {
         device.onStatus(data);
       }
       if (!model.fleet) return;
-      const next = msg.type === 'status' ? applyStatus(model.fleet, data) : applyReading(model.fleet, data);
-      if (next !== model.fleet) setFleet(next);
-      else if (msg.type === 'reading') scheduleRender();
+      if (msg.type === 'status') {
+        const next = applyStatus(model.fleet, data);
+        if (next !== model.fleet) setFleet(next);
+        return;
+      }
+      const next = applyReading(model.fleet, data);
+      if (next !== model.fleet) {
+        model.fleet = next;
+        model.receivedAt = Date.now();
+        model.loadError = null;
+      }
+      scheduleReadingRender();
       return;
     }
     case 'alert': {

@@ -54,6 +54,23 @@ export function createOverview(doc, sparks, invalidate) {
   let tagKey = '';
   /** @type {{devices: Device[] | null, sortKey: string, filterKey: string, order: Device[]}} */
   const memo = { devices: null, sortKey: '', filterKey: '', order: [] };
+  // Rows near the viewport. A fleet of 500 sends 500 readings a second;
+  // only the dozen rows on screen need their cells and sparklines redrawn.
+  // The others are brought up to date when they scroll into view.
+  /** @type {Set<Element>} */
+  const onScreen = new Set();
+  const io = typeof IntersectionObserver === 'function'
+    ? new IntersectionObserver((entries) => {
+      let shown = false;
+      for (const e of entries) {
+        if (e.isIntersecting) {
+          onScreen.add(e.target);
+          shown = true;
+        } else onScreen.delete(e.target);
+      }
+      if (shown) invalidate();
+    }, { rootMargin: '300px 0px' })
+    : null;
 
   for (const e of [els.search, els.state, els.tag]) e.addEventListener('input', invalidate);
   doc.getElementById('clear-filters')?.addEventListener('click', () => {
@@ -134,8 +151,10 @@ export function createOverview(doc, sparks, invalidate) {
       if (!row) {
         row = createRow(doc, d.id);
         rows.set(d.id, row);
+        io?.observe(row.tr);
       }
-      updateRow(row, d, hubNow, sparks);
+      // Every row gets its first content; later, only rows on screen.
+      if (!io || row.device === null || onScreen.has(row.tr)) updateRow(row, d, hubNow, sparks);
       const want = prev ? prev.nextSibling : els.rows.firstChild;
       if (want !== row.tr) els.rows.insertBefore(row.tr, want);
       prev = row.tr;
@@ -144,7 +163,12 @@ export function createOverview(doc, sparks, invalidate) {
     while (prev ? prev.nextSibling : els.rows.firstChild) /** @type {ChildNode} */ ((prev ? prev.nextSibling : els.rows.firstChild)).remove();
     if (rows.size > all.length) {
       const ids = new Set(all.map((d) => d.id));
-      for (const id of rows.keys()) if (!ids.has(id)) rows.delete(id);
+      for (const [id, row] of rows) {
+        if (ids.has(id)) continue;
+        io?.unobserve(row.tr);
+        onScreen.delete(row.tr);
+        rows.delete(id);
+      }
       sparks.prune(ids);
     }
   }
