@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { countGaps, countPoints, createRing, historyURL, maxDeltaFor, mergeRows, parseHistory, pushLive, sparkPoints, toUPlot, withGaps } from '../static/js/series.js';
+import { countGaps, countPoints, createRing, historyURL, maxDeltaFor, mergeRows, parseHistory, pushLive, refreshEvery, sparkPoints, toUPlot, withGaps } from '../static/js/series.js';
 
 test('parseHistory: raw single metric, bucketed, and series shapes', () => {
   const cases = [
@@ -120,5 +120,21 @@ test('countGaps counts holes between drawn points only', () => {
   for (const { values, want } of cases) {
     const got = countGaps(values);
     assert.equal(got, want, `countGaps(${JSON.stringify(values)}) = ${got}, want ${want}`);
+  }
+});
+
+test('refreshEvery: long ranges about once a bucket, at least a minute; live ranges never', () => {
+  const cases = [
+    { range: '15m', want: 0 },
+    { range: '1h', want: 0 },
+    { range: '6h', want: 60_000 }, // 27 s buckets: a minute
+    { range: '24h', want: 108_000 },
+    { range: '7d', want: 756_000 },
+    { range: '30d', want: 3_240_000 },
+    { range: 'nope', want: 0 },
+  ];
+  for (const { range, want } of cases) {
+    const got = refreshEvery(/** @type {any} */ (range));
+    assert.equal(got, want, `refreshEvery(${range}) = ${got}, want ${want}`);
   }
 });

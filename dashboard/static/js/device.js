@@ -6,7 +6,7 @@
 import { getJSON, errorText, isAbort, HTTPError } from './api.js';
 import { createChart } from './charts.js';
 import { DEFAULT_METRICS, inventoryRows, pickerMetrics, timeline } from './device-model.js';
-import { RANGES, historyURL, maxDeltaFor, mergeRows, parseHistory, pushLive, toUPlot, withGaps } from './series.js';
+import { RANGES, historyURL, maxDeltaFor, mergeRows, parseHistory, pushLive, refreshEvery, toUPlot, withGaps } from './series.js';
 import { metricLabel, relativeTime } from './format.js';
 import { badgeFor } from './table.js';
 import { createAlertItem, updateAlertItem } from './alerts-view.js';
@@ -68,6 +68,7 @@ export function createDevicePage(doc, hooks) {
   let aborter = null;
   let historySeq = 0;
   let eventsTimer = 0;
+  let refreshTimer = 0;
   let optionsKey = '';
   const alertCache = new Map();
   const eventCache = new Map();
@@ -101,6 +102,15 @@ export function createDevicePage(doc, hooks) {
     range = r;
     for (const b of els.root.querySelectorAll('button[data-range]')) setAttr(b, 'aria-pressed', String(b.getAttribute('data-range') === r));
     loadHistory();
+    scheduleRefresh();
+  }
+
+  /** The long ranges are fetched again now and then (the live ones append readings). */
+  function scheduleRefresh() {
+    clearInterval(refreshTimer);
+    refreshTimer = 0;
+    const every = refreshEvery(range);
+    if (every > 0) refreshTimer = /** @type {any} */ (setInterval(loadHistory, every));
   }
 
   /** Opens a device (or re-opens after a route change). @param {string} next */
@@ -124,12 +134,15 @@ export function createDevicePage(doc, hooks) {
     loadEvents();
     loadAlerts();
     loadHistory();
+    scheduleRefresh();
   }
 
   function leave() {
     aborter?.abort();
     aborter = null;
     clearTimeout(eventsTimer);
+    clearInterval(refreshTimer);
+    refreshTimer = 0;
     for (const c of charts.values()) c.destroy();
     charts.clear();
     id = null;

@@ -31,6 +31,19 @@ export const RANGES = Object.freeze({
 });
 
 /**
+ * How often a range that is not live is fetched again, so a wall screen
+ * showing a day keeps moving: about one chart bucket (range / points), at
+ * least a minute.
+ * @param {keyof typeof RANGES} range
+ * @returns {number} ms; 0 for the live ranges, which append readings
+ */
+export function refreshEvery(range) {
+  const r = RANGES[range];
+  if (!r || r.live) return 0;
+  return Math.max(60_000, Math.round(r.ms / r.points));
+}
+
+/**
  * @param {string} device
  * @param {string[]} metrics
  * @param {keyof typeof RANGES} range
