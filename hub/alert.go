@@ -54,6 +54,7 @@ type DeviceEvent struct {
 
 // AlertQuery selects alerts from the store's history.
 type AlertQuery struct {
+	ID     string // one alert, whatever its state ("": all)
 	State  string // AlertFiring, AlertResolved or "" for both
 	Device string // "" for every device
 	Limit  int    // newest first

@@ -31,16 +31,19 @@ type Registry struct {
 	skew map[string]int64
 	// events are timeline entries not yet taken for the store.
 	events []DeviceEvent
-	// agg aggregates the metrics of the online devices as readings and
-	// state changes arrive; headline are those a snapshot carries.
+	// agg aggregates the metrics of the online devices; headline are
+	// those a snapshot carries. Readings only mark their device in
+	// aggDirty: the next snapshot (each second) applies them, off the MQTT
+	// handler's path and once however often a device reported.
 	agg      *fleet.Aggregator
+	aggDirty map[string]bool
 	headline []string
 }
 
 // NewRegistry returns a registry holding recs (from the store).
 func NewRegistry(recs []DeviceRecord) *Registry {
 	r := &Registry{devices: make(map[string]*DeviceRecord, len(recs)), states: map[string]string{}, moved: map[string]bool{}, changed: true, skew: map[string]int64{},
-		agg: fleet.NewAggregator(fleet.DefaultTopN), headline: fleet.DefaultHeadline}
+		agg: fleet.NewAggregator(fleet.DefaultTopN), aggDirty: map[string]bool{}, headline: fleet.DefaultHeadline}
 	for i := range recs {
 		rec := recs[i]
 		r.devices[rec.ID] = &rec
@@ -80,9 +83,8 @@ func (r *Registry) ObserveTelemetry(env *telemetry.Envelope, now int64) (fresh [
 		r.changed = true
 	}
 	if len(fresh) > 0 {
-		if state, _ := r.track(d, now, false); state == fleet.Online {
-			r.agg.Set(d.ID, d.Metrics)
-		}
+		r.track(d, now, false)
+		r.aggDirty[d.ID] = true
 	}
 	// A device that reports again after a timeout is back online; one that
 	// said offline stays so until it says online again (its readings may be
@@ -161,6 +163,12 @@ func (r *Registry) snapshot(now int64) *fleet.Snapshot {
 	devs := make([]fleet.Device, 0, len(r.devices))
 	for _, d := range r.devices {
 		state, reason := r.track(d, now, true)
+		if r.aggDirty[d.ID] {
+			delete(r.aggDirty, d.ID)
+			if state == fleet.Online {
+				r.agg.Set(d.ID, d.Metrics)
+			}
+		}
 		tags := d.Tags
 		if tags == nil {
 			tags = map[string]string{}

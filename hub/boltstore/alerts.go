@@ -91,6 +91,18 @@ func (s *Store) Alerts(q hub.AlertQuery) ([]hub.Alert, error) {
 	out := []hub.Alert{}
 	err := s.db.View(func(tx *bolt.Tx) error {
 		ab := tx.Bucket(bucketAlerts)
+		if q.ID != "" {
+			v := ab.Get([]byte(q.ID))
+			if v == nil {
+				return nil
+			}
+			var a hub.Alert
+			if err := json.Unmarshal(v, &a); err != nil {
+				return fmt.Errorf("decode alert %q: %w", q.ID, err)
+			}
+			out = append(out, a)
+			return nil
+		}
 		c := tx.Bucket(bucketAlertTimes).Cursor()
 		for k, _ := c.Last(); k != nil && len(out) < limit; k, _ = c.Prev() {
 			v := ab.Get(k[8:])

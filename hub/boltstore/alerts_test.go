@@ -49,6 +49,8 @@ func TestStore_Alerts(t *testing.T) {
 		{"resolved", hub.AlertQuery{State: hub.AlertResolved}, "1"},
 		{"one device", hub.AlertQuery{Device: "pi-a"}, "31"},
 		{"limit", hub.AlertQuery{Limit: 2}, "32"},
+		{"one by id", hub.AlertQuery{ID: "0000000000000001"}, "1"},
+		{"an unknown id", hub.AlertQuery{ID: "00000000000000ff"}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -219,13 +219,7 @@ func TestNotifier_Run(t *testing.T) {
 		stop := start(t, n)
 		n.Notify(firing("a1"))
 		waitFor(t, "request in flight", func() bool { return srv.count() == 1 })
-		t0 := time.Now()
-		if err := stop(); err != nil {
-			t.Errorf("got %v, want nil", err)
-		}
-		if d := time.Since(t0); d > 500*time.Millisecond {
-			t.Errorf("Run returned after %v, want promptly", d)
-		}
+		stopsPromptly(t, stop)
 	})
 
 	t.Run("returns promptly on cancel while backing off", func(t *testing.T) {
@@ -235,13 +229,7 @@ func TestNotifier_Run(t *testing.T) {
 		stop := start(t, n)
 		n.Notify(firing("a1"))
 		waitFor(t, "a retry pending", func() bool { return n.Stats()[0].Retries == 1 })
-		t0 := time.Now()
-		if err := stop(); err != nil {
-			t.Errorf("got %v, want nil", err)
-		}
-		if d := time.Since(t0); d > 500*time.Millisecond {
-			t.Errorf("Run returned after %v, want promptly", d)
-		}
+		stopsPromptly(t, stop)
 	})
 
 	t.Run("invalid receivers", func(t *testing.T) {
@@ -306,5 +294,18 @@ func TestNotifier_Stats(t *testing.T) {
 	want := []ReceiverStats{{Name: "b", Queued: 1}, {Name: "a", Queued: 1}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("got %+v, want %+v", got, want)
+	}
+}
+
+// stopsPromptly cancels Run through stop and wants it back well before any
+// timeout or backoff in play (seconds) would have let it go.
+func stopsPromptly(t *testing.T, stop func() error) {
+	t.Helper()
+	t0 := time.Now()
+	if err := stop(); err != nil {
+		t.Errorf("got %v, want nil", err)
+	}
+	if d := time.Since(t0); d > 500*time.Millisecond {
+		t.Errorf("Run returned after %v, want promptly", d)
 	}
 }

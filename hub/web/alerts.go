@@ -120,13 +120,9 @@ func (s *Server) handleAck(w http.ResponseWriter, r *http.Request) {
 	default:
 		// Not firing: resolved already, or unknown.
 		if s.Records != nil {
-			if past, lerr := s.Records.Alerts(hub.AlertQuery{Limit: maxListLimit}); lerr == nil {
-				for _, p := range past {
-					if p.ID == id {
-						writeError(w, http.StatusConflict, "alert "+id+" is "+p.State+": only a firing alert can be acknowledged")
-						return
-					}
-				}
+			if past, lerr := s.Records.Alerts(hub.AlertQuery{ID: id}); lerr == nil && len(past) == 1 {
+				writeError(w, http.StatusConflict, "alert "+id+" is "+past[0].State+": only a firing alert can be acknowledged")
+				return
 			}
 		}
 		writeError(w, http.StatusNotFound, "no firing alert "+id)

@@ -3,7 +3,6 @@ package web_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"net/http"
 	"slices"
 	"testing"
@@ -22,24 +21,6 @@ type fakeAlerts struct {
 func (f *fakeAlerts) Firing() []hub.Alert { return f.FiringFunc() }
 func (f *fakeAlerts) Ack(ctx context.Context, id string) (hub.Alert, error) {
 	return f.AckFunc(ctx, id)
-}
-
-func (f *fixture) post(t *testing.T, path string, header ...string) (*http.Response, []byte) {
-	t.Helper()
-	req, err := http.NewRequest(http.MethodPost, f.srv.URL()+path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := f.client.Do(req)
-	if err != nil {
-		t.Fatalf("POST %s: %v", path, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	return resp, body
 }
 
 func TestServer_alerts(t *testing.T) {

@@ -148,7 +148,19 @@ func online() telemetry.Status {
 // with its body read.
 func (f *fixture) get(t *testing.T, path string, header ...string) (*http.Response, []byte) {
 	t.Helper()
-	req, err := http.NewRequest(http.MethodGet, f.srv.URL()+path, nil)
+	return f.do(t, http.MethodGet, path, header...)
+}
+
+func (f *fixture) post(t *testing.T, path string, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	return f.do(t, http.MethodPost, path, header...)
+}
+
+// do sends a body-less request with header (name, value, ...) and reads
+// the whole answer.
+func (f *fixture) do(t *testing.T, method, path string, header ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, f.srv.URL()+path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,12 +169,12 @@ func (f *fixture) get(t *testing.T, path string, header ...string) (*http.Respon
 	}
 	resp, err := f.client.Do(req)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("%s %s: %v", method, path, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("GET %s: read body: %v", path, err)
+		t.Fatalf("%s %s: read body: %v", method, path, err)
 	}
 	return resp, body
 }

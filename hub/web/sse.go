@@ -121,7 +121,7 @@ func (s *Server) handleSSE(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if tc, ok := conn.(*net.TCPConn); ok {
-		tc.SetWriteBuffer(wsSendBuffer) //nolint:errcheck // a larger buffer only delays the cut
+		tc.SetWriteBuffer(streamSendBuffer) //nolint:errcheck // a larger buffer only delays the cut
 	}
 	_ = brw // a GET stream has no body to read; pipelined requests are not served
 	st := &sseStream{s: s, conn: conn, remote: r.RemoteAddr, channels: channels}

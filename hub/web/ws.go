@@ -36,8 +36,9 @@ const wsWindow = 4
 // the client is told why.
 const wsStall = 5 * time.Second
 
-// wsSendBuffer is the kernel send buffer of a WebSocket connection.
-const wsSendBuffer = 64 << 10
+// streamSendBuffer is the kernel send buffer of a WebSocket or SSE
+// connection: small, so that a client that stopped reading shows in seconds.
+const streamSendBuffer = 64 << 10
 
 // wsConn is one session's state: its feed subscription (which holds its
 // channels) and the frames in flight.
@@ -85,7 +86,7 @@ func (s *Server) newMelody() *melody.Melody {
 			return
 		}
 		if tc, ok := ss.WebsocketConnection().UnderlyingConn().(*net.TCPConn); ok {
-			tc.SetWriteBuffer(wsSendBuffer) //nolint:errcheck // a larger buffer only delays the cut
+			tc.SetWriteBuffer(streamSendBuffer) //nolint:errcheck // a larger buffer only delays the cut
 		}
 		c, ok := connOf(ss)
 		if !ok {

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -108,25 +107,7 @@ func TestAlerts_EndToEnd(t *testing.T) {
 	}
 
 	// A simulated device publishing sim.temp every 100 ms.
-	sim := observe(t, broker.URL(), "fleetwatch/sim-hot/ack")
-	sim.publish(t, "fleetwatch/sim-hot/status", []byte(`{"v":1,"state":"online","boot":"b1","interval_ms":100}`))
-	var temp atomic.Int64
-	temp.Store(20)
-	simCtx, stopSim := context.WithCancel(ctx)
-	defer stopSim()
-	go func() {
-		tick := time.NewTicker(100 * time.Millisecond)
-		defer tick.Stop()
-		for seq := 1; ; seq++ {
-			select {
-			case <-simCtx.Done():
-				return
-			case <-tick.C:
-			}
-			p := fmt.Sprintf(`{"v":1,"device":"sim-hot","boot":"b1","readings":[{"seq":%d,"ts":%d,"metrics":{"sim.temp":%d}}]}`, seq, time.Now().UnixMilli(), temp.Load())
-			sim.client.Publish("fleetwatch/sim-hot/telemetry", 1, false, []byte(p))
-		}
-	}()
+	temp := driveDevice(t, broker.URL(), "sim-hot", 100*time.Millisecond, 20)
 
 	var hotID string
 	t.Run("ThresholdFiresAndResolves", func(t *testing.T) {

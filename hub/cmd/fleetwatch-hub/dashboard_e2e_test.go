@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -172,8 +171,12 @@ func TestDashboard_Browser(t *testing.T) {
 	data := t.TempDir()
 	hubArgs := []string{"--config", cfg, "--broker", broker.URL(), "--http", httpAddr, "--data", data, "--commit-interval", "100ms"}
 	hub := startProc(t, "fleetwatch-hub", hubArgs...)
-	// A hub restarted in a subtest must outlive it: started on the parent.
-	restartHub := func() { hub = startProc(t, "fleetwatch-hub", hubArgs...); waitHealthy(t, base) }
+	// A hub restarted in a subtest must outlive it: its cleanup goes on the
+	// parent; the subtest waits for it.
+	restartHub := func(st *testing.T) {
+		hub = startProc(t, "fleetwatch-hub", hubArgs...)
+		waitHealthy(st, base)
+	}
 	waitHealthy(t, base)
 	// For screenshots, an hour of history first (the devices' own 1 s
 	// interval, so the charts show no false gaps), then the same devices
@@ -192,26 +195,7 @@ func TestDashboard_Browser(t *testing.T) {
 	startProc(t, "fleetwatch-sim", "--broker", broker.URL(), "--devices", "8", "--interval", interval)
 
 	// The device the test drives across a threshold.
-	lab := observe(t, broker.URL(), "fleetwatch/lab-1/ack")
-	lab.publish(t, "fleetwatch/lab-1/status", []byte(`{"v":1,"state":"online","boot":"b1","interval_ms":500,"model":"Raspberry Pi 4 Model B"}`))
-	var temp atomic.Int64
-	temp.Store(35)
-	ctx, stop := context.WithCancel(context.Background())
-	defer stop()
-	go func() {
-		tick := time.NewTicker(500 * time.Millisecond)
-		defer tick.Stop()
-		for seq := 1; ; seq++ {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-			p := fmt.Sprintf(`{"v":1,"device":"lab-1","boot":"b1","tags":{"site":"lab"},"readings":[{"seq":%d,"ts":%d,"metrics":{"sim.temp":%d,"cpu.percent":%d}}]}`,
-				seq, time.Now().UnixMilli(), temp.Load(), 20+seq%7)
-			lab.client.Publish("fleetwatch/lab-1/telemetry", 1, false, []byte(p))
-		}
-	}()
+	temp := driveDevice(t, broker.URL(), "lab-1", 500*time.Millisecond, 35)
 
 	cpuOf := func(dev string) string {
 		return b.text(t, fmt.Sprintf(`(document.querySelector('#rows tr[data-device=%q] td[data-metric="cpu.percent"]')||{}).textContent||""`, dev))
@@ -284,7 +268,7 @@ func TestDashboard_Browser(t *testing.T) {
 	})
 
 	t.Run("HubBackBringsLiveData", func(t *testing.T) {
-		restartHub()
+		restartHub(t)
 		b.wait(t, "live again", `document.querySelector('#conn').dataset.state === 'live'`)
 		b.wait(t, "not stale", `document.body.dataset.stale !== 'true'`)
 		last := cpuOf("sim-002")
@@ -303,7 +287,7 @@ func TestDashboard_Browser(t *testing.T) {
 		hub.signal(syscall.SIGKILL)
 		b.wait(t, "reconnecting", `['reconnecting','offline'].includes(document.querySelector('#conn').dataset.state)`)
 		time.Sleep(3 * time.Second) // readings the hub misses meanwhile wait at the broker
-		restartHub()
+		restartHub(t)
 		b.wait(t, "live again", `document.querySelector('#conn').dataset.state === 'live'`)
 		// The page refetches the span it missed: the line has no hole.
 		b.wait(t, "no new hole in the CPU chart", fmt.Sprintf(`(() => { const c = document.querySelector('.chart[data-metric="cpu.percent"]'); return c && c.dataset.gaps === %q && +c.dataset.points >= 20 })()`, gaps))

@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -371,4 +372,35 @@ func (o *observer) messages(topic string) [][]byte {
 		}
 	}
 	return out
+}
+
+// driveDevice is a device the test steers: it says it is online, then
+// every interval publishes sim.temp (whatever the returned value holds,
+// starting at temp), a changing cpu.percent and the tag site=lab, until
+// the test ends.
+func driveDevice(t *testing.T, broker, id string, interval time.Duration, temp int64) *atomic.Int64 {
+	t.Helper()
+	obs := observe(t, broker, "fleetwatch/"+id+"/ack")
+	obs.publish(t, "fleetwatch/"+id+"/status", fmt.Appendf(nil, `{"v":1,"state":"online","boot":"b1","interval_ms":%d,"model":"Raspberry Pi 4 Model B"}`, interval.Milliseconds()))
+	v := new(atomic.Int64)
+	v.Store(temp)
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	t.Cleanup(func() { stop(); <-done }) // before the observer disconnects
+	go func() {
+		defer close(done)
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for seq := 1; ; seq++ {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			p := fmt.Sprintf(`{"v":1,"device":%q,"boot":"b1","tags":{"site":"lab"},"readings":[{"seq":%d,"ts":%d,"metrics":{"sim.temp":%d,"cpu.percent":%d}}]}`,
+				id, seq, time.Now().UnixMilli(), v.Load(), 20+seq%7)
+			obs.client.Publish("fleetwatch/"+id+"/telemetry", 1, false, []byte(p))
+		}
+	}()
+	return v
 }
